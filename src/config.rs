@@ -1,0 +1,186 @@
+//! AppConfig: where the Norman API lives, how long to wait, and how data is chunked.
+//!
+//! Defaults are the Python Core SDK's (`norman_core._app_config`). Every field can be set from code, and
+//! [`AppConfig::from_env`] overlays these environment variables on the defaults:
+//!
+//! | variable               | field          | default                                                          |
+//! |------------------------|----------------|------------------------------------------------------------------|
+//! | `NORMAN_BASE_URL`      | `base_url`     | `https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0` |
+//! | `NORMAN_TIMEOUT_SECS`  | `timeout`      | 10 (seconds, fractions allowed)                                  |
+//! | `NORMAN_CHUNK_SIZE`    | `chunk_size`   | 65536 (bytes)                                                    |
+//! | `NORMAN_FLUSH_SIZE`    | `flush_size`   | 8388608 (bytes)                                                  |
+//! | `NORMAN_RETRIES`       | `retries`      | 3                                                                |
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The Python SDK's placeholder host: a real deployment sets its own base URL.
+pub const DEFAULT_BASE_URL: &str =
+    "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
+pub const DEFAULT_FLUSH_SIZE: usize = 8 * 1024 * 1024;
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// Chunks above this would make "memory bounded" meaningless for many concurrent uploads.
+pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// Base URL of the API, ending in the version (`.../v0`); routes are joined under it.
+    pub base_url: String,
+    /// Timeout of one HTTP request, of a TCP connect, and of any single socket read or write that
+    /// makes no progress.
+    pub timeout: Duration,
+    /// Unit of reading, hashing, encrypting and socket writes on the upload path.
+    pub chunk_size: usize,
+    /// Most bytes a streaming upload queues ahead of its socket before the writer has to wait.
+    pub flush_size: usize,
+    /// Extra attempts for idempotent HTTP requests that fail to connect or get 502/503/504.
+    pub retries: u32,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            flush_size: DEFAULT_FLUSH_SIZE,
+            retries: DEFAULT_RETRIES,
+        }
+    }
+}
+
+impl AppConfig {
+    /// Defaults overlaid with the `NORMAN_*` environment variables that are set.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`AppConfig::from_env`], reading variables through `lookup` (testable without touching the
+    /// process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut config = Self::default();
+        if let Some(url) = lookup("NORMAN_BASE_URL") {
+            config.base_url = url;
+        }
+        if let Some(secs) = lookup("NORMAN_TIMEOUT_SECS") {
+            let secs: f64 = parse_env("NORMAN_TIMEOUT_SECS", &secs)?;
+            config.timeout = Duration::try_from_secs_f64(secs).map_err(|_| {
+                Error::InvalidConfig(format!(
+                    "NORMAN_TIMEOUT_SECS must be a non-negative number of seconds, got {secs}"
+                ))
+            })?;
+        }
+        if let Some(v) = lookup("NORMAN_CHUNK_SIZE") {
+            config.chunk_size = parse_env("NORMAN_CHUNK_SIZE", &v)?;
+        }
+        if let Some(v) = lookup("NORMAN_FLUSH_SIZE") {
+            config.flush_size = parse_env("NORMAN_FLUSH_SIZE", &v)?;
+        }
+        if let Some(v) = lookup("NORMAN_RETRIES") {
+            config.retries = parse_env("NORMAN_RETRIES", &v)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that would otherwise fail later in confusing ways.
+    pub fn validate(&self) -> Result<()> {
+        if self.base_url.trim().is_empty() {
+            return Err(Error::InvalidConfig("base_url is empty".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "timeout must be greater than zero".into(),
+            ));
+        }
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(Error::InvalidConfig(format!(
+                "chunk_size must be between 1 and {MAX_CHUNK_SIZE} bytes, got {}",
+                self.chunk_size
+            )));
+        }
+        if self.flush_size < self.chunk_size {
+            return Err(Error::InvalidConfig(format!(
+                "flush_size ({}) must be at least chunk_size ({})",
+                self.flush_size, self.chunk_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::InvalidConfig(format!("{name} has an invalid value {value:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_python_sdk() {
+        let c = AppConfig::default();
+        assert_eq!(
+            c.base_url,
+            "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0"
+        );
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.chunk_size, 65536);
+        assert_eq!(c.flush_size, 8 * 1024 * 1024);
+        assert_eq!(AppConfig::from_lookup(lookup(&[])).unwrap(), c);
+    }
+
+    #[test]
+    fn environment_overrides_each_field() {
+        let c = AppConfig::from_lookup(lookup(&[
+            ("NORMAN_BASE_URL", "http://127.0.0.1:9/v0/"),
+            ("NORMAN_TIMEOUT_SECS", "2.5"),
+            ("NORMAN_CHUNK_SIZE", "1048576"),
+            ("NORMAN_FLUSH_SIZE", "2097152"),
+            ("NORMAN_RETRIES", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base_url, "http://127.0.0.1:9/v0/");
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(c.chunk_size, 1 << 20);
+        assert_eq!(c.flush_size, 2 << 20);
+        assert_eq!(c.retries, 0);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("NORMAN_TIMEOUT_SECS", "soon"),
+            ("NORMAN_TIMEOUT_SECS", "-1"),
+            ("NORMAN_CHUNK_SIZE", "0"),
+            ("NORMAN_CHUNK_SIZE", "12x"),
+            ("NORMAN_FLUSH_SIZE", "100"),
+            ("NORMAN_RETRIES", "-3"),
+        ] {
+            let err = AppConfig::from_lookup(lookup(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            let field = name.trim_start_matches("NORMAN_").to_lowercase();
+            assert!(
+                err.contains(name) || err.contains(&field),
+                "{name}={value}: {err}"
+            );
+        }
+    }
+}

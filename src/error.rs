@@ -1,0 +1,124 @@
+//! The one error type of libnorman. Each variant belongs to an [`ErrorKind`], which the C ABI maps to
+//! a stable `norman_result` code. Messages never contain secrets: keys, nonces, headers and tokens are
+//! described by their length at most.
+
+use std::io;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The ChaCha20 keystream of one pairing: 2^32 blocks of 64 bytes (256 GiB), header included.
+pub const KEYSTREAM_LIMIT: u64 = (1u64 << 32) * 64;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    #[error("invalid pairing: `{field}` {reason}")]
+    InvalidPairing { field: &'static str, reason: String },
+
+    #[error("could not connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("timed out after {after_ms} ms while {during}")]
+    Timeout {
+        during: &'static str,
+        after_ms: u128,
+    },
+
+    #[error("I/O error while {during}: {source}")]
+    Io {
+        during: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "the upload would pass the 256 GiB ChaCha20 keystream of one pairing \
+         ({at} bytes sent, {requested} more requested); nothing past the limit was sent"
+    )]
+    KeystreamExhausted { at: u64, requested: u64 },
+
+    #[error("authentication header mismatch: the stream was not encrypted for this pairing")]
+    AuthHeaderMismatch,
+
+    #[error("stream ended early while {during}: {received} of {expected} bytes received")]
+    Truncated {
+        during: &'static str,
+        expected: u64,
+        received: u64,
+    },
+
+    #[error("stream is larger than the {limit} bytes allowed")]
+    Oversize { limit: u64 },
+
+    #[error("checksum mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch { expected: String, actual: String },
+
+    #[error("the upload was already finished or failed")]
+    Finished,
+}
+
+/// Families of errors, stable across versions, for callers (and the C ABI) that branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    InvalidArgument,
+    InvalidConfig,
+    InvalidPairing,
+    Connect,
+    Timeout,
+    Io,
+    KeystreamExhausted,
+    AuthHeaderMismatch,
+    Truncated,
+    Oversize,
+    ChecksumMismatch,
+    State,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::InvalidConfig(_) => ErrorKind::InvalidConfig,
+            Error::InvalidPairing { .. } => ErrorKind::InvalidPairing,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::KeystreamExhausted { .. } => ErrorKind::KeystreamExhausted,
+            Error::AuthHeaderMismatch => ErrorKind::AuthHeaderMismatch,
+            Error::Truncated { .. } => ErrorKind::Truncated,
+            Error::Oversize { .. } => ErrorKind::Oversize,
+            Error::ChecksumMismatch { .. } => ErrorKind::ChecksumMismatch,
+            Error::Finished => ErrorKind::State,
+        }
+    }
+
+    pub(crate) fn io(during: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { during, source }
+    }
+}
+
+/// Runs `fut`, turning an elapsed `timeout` into [`Error::Timeout`] naming what was being waited for.
+pub(crate) async fn with_timeout<T>(
+    timeout: std::time::Duration,
+    during: &'static str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            during,
+            after_ms: timeout.as_millis(),
+        }),
+    }
+}

@@ -1,0 +1,15 @@
+//! libnorman: the Norman Core SDK as a native library.
+//!
+//! The core is plain async Rust on tokio; the C ABI (`norman.h`) wraps it for C, C++, Go and Node.
+//! Wire behaviour follows `PROTOCOL.md` (shipped in `docs/`).
+
+pub mod checksum;
+pub mod config;
+pub mod error;
+pub mod sensitive;
+pub mod socket;
+
+pub use checksum::{Checksum, Hasher};
+pub use config::AppConfig;
+pub use error::{Error, ErrorKind, Result};
+pub use sensitive::Sensitive;

@@ -1,0 +1,317 @@
+//! The backend's side of the upload stream (PROTOCOL.md §4): for one pairing, accept one connection,
+//! decrypt, check the authentication header in constant time, stream the file to a sink, and report
+//! its size and checksum.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use zeroize::Zeroize;
+
+use super::cipher::StreamCipherState;
+use super::pairing::StreamSecrets;
+use crate::checksum::Checksum;
+use crate::error::{with_timeout, Error, Result};
+
+/// Limits of one receive.
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// File size announced at pairing time: fewer bytes is [`Error::Truncated`], more is
+    /// [`Error::Oversize`]. `None` accepts any size up to `max_size`.
+    pub expected_size: Option<u64>,
+    /// Hard cap on file bytes (the keystream caps it at 256 GiB anyway).
+    pub max_size: u64,
+    /// How long the pairing waits for its one connection.
+    pub accept_timeout: Duration,
+    /// How long a read may wait for data before the upload is abandoned.
+    pub idle_timeout: Duration,
+    /// Read buffer, reused for the whole stream.
+    pub buffer_size: usize,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        Self {
+            expected_size: None,
+            max_size: u64::MAX,
+            accept_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(30),
+            buffer_size: 256 * 1024,
+        }
+    }
+}
+
+/// What a clean receive got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: u64,
+    pub checksum: Checksum,
+    pub peer: SocketAddr,
+}
+
+/// A listening socket for one pairing. Consumed by the receive, which closes the port after its one
+/// connection.
+pub struct UploadReceiver {
+    listener: TcpListener,
+    secrets: StreamSecrets,
+    options: ReceiveOptions,
+}
+
+impl UploadReceiver {
+    /// Listens on `addr` (port 0 picks a free port; see [`UploadReceiver::local_addr`]).
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        secrets: StreamSecrets,
+        options: ReceiveOptions,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(Error::io("binding the upload socket"))?;
+        Ok(Self {
+            listener,
+            secrets,
+            options,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(Error::io("reading the upload socket's address"))
+    }
+
+    /// Receives one upload into `sink`. On error the sink may hold part of the stream: use
+    /// [`UploadReceiver::receive_to_part_file`] when nothing may be left behind.
+    pub async fn receive<W: AsyncWrite + Unpin>(self, sink: &mut W) -> Result<Received> {
+        let UploadReceiver {
+            listener,
+            secrets,
+            options,
+        } = self;
+        let (mut conn, peer) = with_timeout(
+            options.accept_timeout,
+            "waiting for the upload connection",
+            async {
+                listener
+                    .accept()
+                    .await
+                    .map_err(Error::io("accepting the upload connection"))
+            },
+        )
+        .await?;
+        // One connection per pairing: close the port before reading a byte.
+        drop(listener);
+
+        let mut state = StreamCipherState::new(&secrets);
+        check_header(
+            &mut conn,
+            &mut state,
+            secrets.header.expose(),
+            options.idle_timeout,
+        )
+        .await?;
+
+        let limit = options
+            .expected_size
+            .map_or(options.max_size, |size| size.min(options.max_size));
+        let mut buf = vec![0u8; options.buffer_size.max(1)];
+        let mut received = 0u64;
+        loop {
+            let n = read_some(
+                &mut conn,
+                &mut buf,
+                options.idle_timeout,
+                "receiving the file",
+            )
+            .await?;
+            if n == 0 {
+                break;
+            }
+            if received + n as u64 > limit {
+                return Err(Error::Oversize { limit });
+            }
+            state.open_in_place(&mut buf[..n])?;
+            sink.write_all(&buf[..n])
+                .await
+                .map_err(Error::io("writing the received file"))?;
+            received += n as u64;
+        }
+        if let Some(expected) = options.expected_size {
+            if received != expected {
+                return Err(Error::Truncated {
+                    during: "receiving the file",
+                    expected,
+                    received,
+                });
+            }
+        }
+        sink.flush()
+            .await
+            .map_err(Error::io("writing the received file"))?;
+        Ok(Received {
+            bytes: received,
+            checksum: state.checksum(),
+            peer,
+        })
+    }
+
+    /// Receives one upload into a temporary file beside `dest`. The caller decides: commit it (after
+    /// checking the checksum, say) or drop it, which deletes it. On error nothing is left behind.
+    pub async fn receive_to_part_file(self, dest: &Path) -> Result<(PartFile, Received)> {
+        let mut part = PartFile::create_beside(dest).await?;
+        let received = self.receive(part.writer()).await?;
+        Ok((part, received))
+    }
+
+    /// Receives one upload into `dest`, which appears (atomically) only when the stream ended cleanly
+    /// with the right header.
+    pub async fn receive_to_file(self, dest: &Path) -> Result<Received> {
+        let (part, received) = self.receive_to_part_file(dest).await?;
+        part.commit(dest).await?;
+        Ok(received)
+    }
+}
+
+async fn check_header(
+    conn: &mut TcpStream,
+    state: &mut StreamCipherState,
+    expected: &[u8],
+    idle: Duration,
+) -> Result<()> {
+    let mut header = vec![0u8; expected.len()];
+    let mut got = 0;
+    while got < header.len() {
+        let n = read_some(
+            conn,
+            &mut header[got..],
+            idle,
+            "reading the authentication header",
+        )
+        .await?;
+        if n == 0 {
+            return Err(Error::Truncated {
+                during: "reading the authentication header",
+                expected: expected.len() as u64,
+                received: got as u64,
+            });
+        }
+        got += n;
+    }
+    state.apply_unhashed(&mut header)?;
+    let matches = bool::from(header.as_slice().ct_eq(expected));
+    header.zeroize();
+    if matches {
+        Ok(())
+    } else {
+        Err(Error::AuthHeaderMismatch)
+    }
+}
+
+async fn read_some(
+    conn: &mut TcpStream,
+    buf: &mut [u8],
+    idle: Duration,
+    during: &'static str,
+) -> Result<usize> {
+    with_timeout(idle, during, async {
+        conn.read(buf).await.map_err(Error::io(during))
+    })
+    .await
+}
+
+/// A file being received under a temporary name (`.NAME.RANDOM.part` beside its destination). It
+/// becomes visible under its real name only through [`PartFile::commit`]; dropped, it is deleted.
+pub struct PartFile {
+    path: PathBuf,
+    file: tokio::fs::File,
+    committed: bool,
+}
+
+impl PartFile {
+    pub async fn create_beside(dest: &Path) -> Result<Self> {
+        let name = dest.file_name().ok_or_else(|| {
+            Error::InvalidArgument(format!("{} is not a file path", dest.display()))
+        })?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let path = dir.join(format!(
+            ".{}.{:016x}.part",
+            name.to_string_lossy(),
+            rand::random::<u64>()
+        ));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(Error::io("creating the temporary file"))?;
+        Ok(Self {
+            path,
+            file,
+            committed: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn writer(&mut self) -> &mut tokio::fs::File {
+        &mut self.file
+    }
+
+    /// Flushes to disk and renames to `dest` (atomic on one filesystem).
+    pub async fn commit(mut self, dest: &Path) -> Result<()> {
+        self.file
+            .flush()
+            .await
+            .map_err(Error::io("flushing the received file"))?;
+        self.file
+            .sync_data()
+            .await
+            .map_err(Error::io("syncing the received file"))?;
+        tokio::fs::rename(&self.path, dest)
+            .await
+            .map_err(Error::io("renaming the received file into place"))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Adapts a callback to a receive sink: each decrypted chunk is handed to `f` as it arrives; an error
+/// from `f` stops the receive.
+pub struct CallbackSink<F>(pub F);
+
+impl<F: FnMut(&[u8]) -> io::Result<()> + Unpin> AsyncWrite for CallbackSink<F> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready((self.0)(buf).map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

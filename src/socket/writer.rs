@@ -1,0 +1,294 @@
+//! The client side of the upload stream: connect to a pairing's socket, send
+//! `ChaCha20(header || file)`, and return the xxh3-64 of the file.
+//!
+//! Flow control is the socket's: every full buffer is awaited into the kernel before the next one is
+//! filled, so memory stays at one buffer of `chunk_size` bytes whatever the file size.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::cipher::StreamCipherState;
+use super::pairing::{Pairing, SocketPairingResponse};
+use crate::checksum::Checksum;
+use crate::config::AppConfig;
+use crate::error::{with_timeout, Error, Result, KEYSTREAM_LIMIT};
+
+/// What a finished upload sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadSummary {
+    /// File bytes sent (the authentication header is not counted).
+    pub bytes: u64,
+    /// xxh3-64 of the file bytes: what `file-push/socket/complete` expects.
+    pub checksum: Checksum,
+}
+
+/// One open upload stream. Write file bytes with [`UploadStream::write`] (borrowed, any size) or
+/// [`UploadStream::write_from`] (a reader, read straight into the send buffer), then
+/// [`UploadStream::finish`]. Dropping it unfinished resets the connection, so the receiver sees an
+/// error rather than a short file.
+pub struct UploadStream {
+    socket: TcpStream,
+    state: StreamCipherState,
+    /// Encrypted bytes not yet handed to the socket: `wire[..filled]`.
+    wire: Box<[u8]>,
+    filled: usize,
+    timeout: Duration,
+    /// Set when a write failed or the stream finished; later calls fail with a clear error.
+    closed: bool,
+    /// Set only by a clean [`UploadStream::finish`].
+    finished: bool,
+}
+
+impl UploadStream {
+    /// Connects to the pairing's host and port and queues the encrypted authentication header.
+    pub async fn connect(pairing: &Pairing, config: &AppConfig) -> Result<Self> {
+        config.validate()?;
+        Self::connect_with_state(pairing, config, StreamCipherState::new(&pairing.secrets)).await
+    }
+
+    pub(crate) async fn connect_with_state(
+        pairing: &Pairing,
+        config: &AppConfig,
+        mut state: StreamCipherState,
+    ) -> Result<Self> {
+        let addr = format!("{}:{}", pairing.host, pairing.port);
+        let socket = with_timeout(config.timeout, "connecting to the upload socket", async {
+            TcpStream::connect((pairing.host.as_str(), pairing.port))
+                .await
+                .map_err(|source| Error::Connect {
+                    addr: addr.clone(),
+                    source,
+                })
+        })
+        .await?;
+        // Writes are already large; don't let the last partial segment wait for an ACK.
+        socket
+            .set_nodelay(true)
+            .map_err(Error::io("configuring the upload socket"))?;
+
+        let header = pairing.secrets.header.expose();
+        let mut wire = vec![0u8; config.chunk_size.max(header.len())].into_boxed_slice();
+        wire[..header.len()].copy_from_slice(header);
+        state.apply_unhashed(&mut wire[..header.len()])?;
+        let filled = header.len();
+        Ok(Self {
+            socket,
+            state,
+            wire,
+            filled,
+            timeout: config.timeout,
+            closed: false,
+            finished: false,
+        })
+    }
+
+    /// Sends `data` (hashed, then encrypted into the send buffer; the caller's bytes are untouched).
+    /// Small writes are coalesced; a full buffer is awaited into the socket before more is accepted.
+    /// Fails without sending any of `data` if it would pass the 256 GiB keystream limit.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        self.check_open()?;
+        self.check_room(data.len() as u64)?;
+        while !data.is_empty() {
+            if self.filled == self.wire.len() {
+                self.flush().await?;
+            }
+            let n = (self.wire.len() - self.filled).min(data.len());
+            let (piece, rest) = data.split_at(n);
+            self.state
+                .seal_into(piece, &mut self.wire[self.filled..self.filled + n])?;
+            self.filled += n;
+            data = rest;
+        }
+        Ok(())
+    }
+
+    /// Sends everything `reader` yields, reading straight into the send buffer and encrypting there.
+    /// Returns the number of bytes read.
+    pub async fn write_from<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> Result<u64> {
+        self.check_open()?;
+        let mut total = 0u64;
+        loop {
+            if self.filled == self.wire.len() {
+                self.flush().await?;
+            }
+            let n = match reader.read(&mut self.wire[self.filled..]).await {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(self.fail(Error::Io {
+                        during: "reading the file to upload",
+                        source: e,
+                    }))
+                }
+            };
+            let start = self.filled;
+            if let Err(e) = self.state.seal_in_place(&mut self.wire[start..start + n]) {
+                return Err(self.fail(e));
+            }
+            self.filled += n;
+            total += n as u64;
+        }
+    }
+
+    /// Hands every buffered byte to the socket, waiting as long as the receiver needs (up to the
+    /// configured timeout without progress).
+    pub async fn flush(&mut self) -> Result<()> {
+        self.check_open()?;
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let result = with_timeout(self.timeout, "sending to the upload socket", async {
+            self.socket
+                .write_all(&self.wire[..self.filled])
+                .await
+                .map_err(Error::io("sending to the upload socket"))
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                self.filled = 0;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Sends what is buffered, closes the write side (the end of the file for the receiver), and
+    /// returns the byte count and checksum.
+    pub async fn finish(mut self) -> Result<UploadSummary> {
+        self.flush().await?;
+        let shutdown = with_timeout(self.timeout, "closing the upload socket", async {
+            self.socket
+                .shutdown()
+                .await
+                .map_err(Error::io("closing the upload socket"))
+        })
+        .await;
+        if let Err(e) = shutdown {
+            return Err(self.fail(e));
+        }
+        self.closed = true;
+        self.finished = true;
+        Ok(self.summary())
+    }
+
+    /// Abandons the upload: the connection is reset so the receiver keeps nothing.
+    pub fn abort(self) {
+        drop(self)
+    }
+
+    /// File bytes accepted so far and their checksum.
+    pub fn summary(&self) -> UploadSummary {
+        UploadSummary {
+            bytes: self.state.content_len(),
+            checksum: self.state.checksum(),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            Err(Error::Finished)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_room(&self, requested: u64) -> Result<()> {
+        match self.state.offset().checked_add(requested) {
+            Some(end) if end <= KEYSTREAM_LIMIT => Ok(()),
+            _ => Err(Error::KeystreamExhausted {
+                at: self.state.offset(),
+                requested,
+            }),
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.closed = true;
+        e
+    }
+}
+
+impl Drop for UploadStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            // RST instead of FIN: an unfinished upload must not look like a complete short file.
+            let _ = self.socket.set_zero_linger();
+        }
+    }
+}
+
+/// The upload stream as the Python SDK's `SocketClient` exposes it: whole-file helpers over a
+/// pairing response.
+#[derive(Debug, Clone, Default)]
+pub struct SocketClient {
+    config: AppConfig,
+}
+
+impl SocketClient {
+    pub fn new(config: AppConfig) -> Self {
+        Self { config }
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// Opens an upload stream for a pairing response (validating it first).
+    pub async fn open(&self, pairing: &SocketPairingResponse) -> Result<UploadStream> {
+        UploadStream::connect(&pairing.validate()?, &self.config).await
+    }
+
+    /// Streams everything `reader` yields and returns the byte count and the checksum to send to
+    /// `file-push/socket/complete`.
+    pub async fn write_and_digest<R: AsyncRead + Unpin>(
+        &self,
+        pairing: &SocketPairingResponse,
+        reader: &mut R,
+    ) -> Result<UploadSummary> {
+        let mut upload = self.open(pairing).await?;
+        upload.write_from(reader).await?;
+        upload.finish().await
+    }
+
+    /// Streams `reader` and yields each plaintext chunk once it has been handed to the socket, like
+    /// the Python SDK's `write` generator (which a caller uses to hash or count progress). The stream
+    /// ends after the connection is closed cleanly; an error is its last item.
+    pub fn write<'a, R: AsyncRead + Unpin + 'a>(
+        &'a self,
+        pairing: &'a SocketPairingResponse,
+        reader: R,
+    ) -> impl Stream<Item = Result<Bytes>> + 'a {
+        enum Step<R> {
+            Start(R),
+            Sending(UploadStream, R, BytesMut),
+        }
+        let chunk_size = self.config.chunk_size;
+        futures_util::stream::try_unfold(Step::Start(reader), move |step| async move {
+            let (mut upload, mut reader, mut buf) = match step {
+                Step::Start(reader) => (self.open(pairing).await?, reader, BytesMut::new()),
+                Step::Sending(upload, reader, buf) => (upload, reader, buf),
+            };
+            // Reuses the allocation once the caller has dropped the previous chunk.
+            buf.reserve(chunk_size);
+            buf.resize(chunk_size, 0);
+            let n = reader
+                .read(&mut buf[..])
+                .await
+                .map_err(Error::io("reading the file to upload"))?;
+            if n == 0 {
+                upload.finish().await?;
+                return Ok(None);
+            }
+            buf.truncate(n);
+            upload.write(&buf).await?;
+            upload.flush().await?;
+            let chunk = buf.split().freeze();
+            Ok(Some((chunk, Step::Sending(upload, reader, buf))))
+        })
+    }
+}
