@@ -292,3 +292,48 @@ impl SocketClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::KEYSTREAM_LIMIT;
+    use crate::socket::StreamSecrets;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn nothing_past_the_keystream_limit_reaches_the_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let secrets = StreamSecrets::generate(16);
+        let pairing = secrets
+            .to_response("p", "127.0.0.1", listener.local_addr().unwrap().port())
+            .validate()
+            .unwrap();
+        let captured = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut wire = Vec::new();
+            conn.read_to_end(&mut wire).await.unwrap();
+            wire
+        });
+        // Start 100 bytes before the end of the keystream (the 16-byte header takes 16 of them).
+        let state = StreamCipherState::at_offset(&pairing.secrets, KEYSTREAM_LIMIT - 100);
+        let mut upload = UploadStream::connect_with_state(&pairing, &AppConfig::default(), state)
+            .await
+            .unwrap();
+        upload.write(&[7u8; 80]).await.unwrap();
+        let err = upload.write(&[7u8; 5]).await.unwrap_err();
+        assert!(
+            matches!(err, Error::KeystreamExhausted { requested: 5, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("256 GiB"), "{err}");
+        // The stream is still usable up to the limit: 4 bytes fit exactly.
+        upload.write(&[7u8; 4]).await.unwrap();
+        let summary = upload.finish().await.unwrap();
+        assert_eq!(summary.bytes, 84);
+        assert_eq!(
+            captured.await.unwrap().len(),
+            100,
+            "exactly the keystream's last 100 bytes were sent"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use norman::socket::{SocketPairingResponse, StreamSecrets};
+use serde_json::Value;
+
+pub fn data_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The generator of `tests/data/upload_stream.json`: byte i = (i*31 + seed*7 + (i >> 8)) % 251.
+pub fn vector_content(len: usize, seed: u64) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| ((i * 31 + seed * 7 + (i >> 8)) % 251) as u8)
+        .collect()
+}
+
+pub struct Vector {
+    pub name: String,
+    pub pairing: SocketPairingResponse,
+    pub content: Vec<u8>,
+    pub content_sha256: String,
+    pub wire_len: usize,
+    pub wire_sha256: String,
+    pub wire_hex: Option<String>,
+    pub checksum: String,
+}
+
+pub fn vectors() -> Vec<Vector> {
+    let text = std::fs::read_to_string(data_path("upload_stream.json")).expect("vectors file");
+    let doc: Value = serde_json::from_str(&text).expect("vectors JSON");
+    let s = |v: &Value, k: &str| {
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("field {k}"))
+            .to_owned()
+    };
+    doc["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|case| {
+            let gen = &case["content_generator"];
+            Vector {
+                name: s(case, "name"),
+                pairing: SocketPairingResponse {
+                    pairing_id: s(case, "name"),
+                    host: "127.0.0.1".into(),
+                    port: 1,
+                    encryption_key: s(case, "encryption_key"),
+                    nonce: s(case, "nonce"),
+                    authentication_header: s(case, "authentication_header"),
+                },
+                content: vector_content(
+                    gen["len"].as_u64().unwrap() as usize,
+                    gen["seed"].as_u64().unwrap(),
+                ),
+                content_sha256: s(case, "content_sha256"),
+                wire_len: case["wire_len"].as_u64().unwrap() as usize,
+                wire_sha256: s(case, "wire_sha256"),
+                wire_hex: case["wire_hex"].as_str().map(str::to_owned),
+                checksum: s(case, "checksum"),
+            }
+        })
+        .collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A pairing response pointing at `port` on loopback with fresh secrets.
+pub fn loopback_pairing(secrets: &StreamSecrets, port: u16) -> SocketPairingResponse {
+    secrets.to_response("test-pairing", "127.0.0.1", port)
+}
+
+pub fn b64(data: &[u8]) -> String {
+    STANDARD.encode(data)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), cheap enough for many MiB in debug builds.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
