@@ -38,9 +38,7 @@ impl FromStr for Checksum {
     /// Accepts exactly 16 hex digits, either case.
     fn from_str(s: &str) -> Result<Self> {
         if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::InvalidArgument(format!(
-                "a checksum is 16 hex digits, got {s:?}"
-            )));
+            return Err(Error::InvalidArgument(format!("a checksum is 16 hex digits, got {s:?}")));
         }
         u64::from_str_radix(s, 16)
             .map(Checksum)
@@ -125,13 +123,7 @@ mod tests {
     fn parse_round_trips_and_rejects_garbage() {
         let c: Checksum = "78AF5F94892F3950".parse().unwrap();
         assert_eq!(c.to_hex(), "78af5f94892f3950");
-        for bad in [
-            "",
-            "78af5f94892f395",
-            "78af5f94892f39500",
-            "78af5f94892f395g",
-            "+8af5f94892f3950",
-        ] {
+        for bad in ["", "78af5f94892f395", "78af5f94892f39500", "78af5f94892f395g", "+8af5f94892f3950"] {
             assert!(bad.parse::<Checksum>().is_err(), "{bad:?}");
         }
     }

@@ -16,8 +16,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// The Python SDK's placeholder host: a real deployment sets its own base URL.
-pub const DEFAULT_BASE_URL: &str =
-    "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0";
+pub const DEFAULT_BASE_URL: &str = "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
 pub const DEFAULT_FLUSH_SIZE: usize = 8 * 1024 * 1024;
@@ -93,9 +92,7 @@ impl AppConfig {
             return Err(Error::InvalidConfig("base_url is empty".into()));
         }
         if self.timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "timeout must be greater than zero".into(),
-            ));
+            return Err(Error::InvalidConfig("timeout must be greater than zero".into()));
         }
         if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
             return Err(Error::InvalidConfig(format!(
@@ -114,10 +111,7 @@ impl AppConfig {
 }
 
 fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| Error::InvalidConfig(format!("{name} has an invalid value {value:?}")))
+    value.trim().parse().map_err(|_| Error::InvalidConfig(format!("{name} has an invalid value {value:?}")))
 }
 
 #[cfg(test)]
@@ -126,20 +120,15 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn defaults_match_the_python_sdk() {
         let c = AppConfig::default();
-        assert_eq!(
-            c.base_url,
-            "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0"
-        );
+        assert_eq!(c.base_url, "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0");
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.chunk_size, 65536);
         assert_eq!(c.flush_size, 8 * 1024 * 1024);
@@ -173,14 +162,9 @@ mod tests {
             ("NORMAN_FLUSH_SIZE", "100"),
             ("NORMAN_RETRIES", "-3"),
         ] {
-            let err = AppConfig::from_lookup(lookup(&[(name, value)]))
-                .unwrap_err()
-                .to_string();
+            let err = AppConfig::from_lookup(lookup(&[(name, value)])).unwrap_err().to_string();
             let field = name.trim_start_matches("NORMAN_").to_lowercase();
-            assert!(
-                err.contains(name) || err.contains(&field),
-                "{name}={value}: {err}"
-            );
+            assert!(err.contains(name) || err.contains(&field), "{name}={value}: {err}");
         }
     }
 }

@@ -29,10 +29,7 @@ pub enum Error {
     },
 
     #[error("timed out after {after_ms} ms while {during}")]
-    Timeout {
-        during: &'static str,
-        after_ms: u128,
-    },
+    Timeout { during: &'static str, after_ms: u128 },
 
     #[error("I/O error while {during}: {source}")]
     Io {
@@ -51,11 +48,7 @@ pub enum Error {
     AuthHeaderMismatch,
 
     #[error("stream ended early while {during}: {received} of {expected} bytes received")]
-    Truncated {
-        during: &'static str,
-        expected: u64,
-        received: u64,
-    },
+    Truncated { during: &'static str, expected: u64, received: u64 },
 
     #[error("stream is larger than the {limit} bytes allowed")]
     Oversize { limit: u64 },
@@ -116,9 +109,6 @@ pub(crate) async fn with_timeout<T>(
 ) -> Result<T> {
     match tokio::time::timeout(timeout, fut).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Timeout {
-            during,
-            after_ms: timeout.as_millis(),
-        }),
+        Err(_) => Err(Error::Timeout { during, after_ms: timeout.as_millis() }),
     }
 }

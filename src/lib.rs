@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod sensitive;
 pub mod socket;
+pub mod streaming;
 
 pub use checksum::{Checksum, Hasher};
 pub use config::AppConfig;

@@ -33,13 +33,8 @@ async fn capture_wire(
         conn.read_to_end(&mut wire).await.unwrap();
         wire
     });
-    let config = AppConfig {
-        chunk_size,
-        ..AppConfig::default()
-    };
-    let mut upload = UploadStream::connect(&pairing.validate().unwrap(), &config)
-        .await
-        .unwrap();
+    let config = AppConfig { chunk_size, ..AppConfig::default() };
+    let mut upload = UploadStream::connect(&pairing.validate().unwrap(), &config).await.unwrap();
     for piece in v.content.chunks(write_size) {
         upload.write(piece).await.unwrap();
     }
@@ -49,12 +44,7 @@ async fn capture_wire(
 
 fn check_wire(v: &Vector, wire: &[u8], how: &str) {
     assert_eq!(wire.len(), v.wire_len, "{} ({how}): wire length", v.name);
-    assert_eq!(
-        sha256_hex(wire),
-        v.wire_sha256,
-        "{} ({how}): wire sha256",
-        v.name
-    );
+    assert_eq!(sha256_hex(wire), v.wire_sha256, "{} ({how}): wire sha256", v.name);
     if let Some(hex) = &v.wire_hex {
         assert_eq!(&hex::encode(wire), hex, "{} ({how}): wire bytes", v.name);
     }
@@ -94,11 +84,7 @@ async fn writer_sends_the_vector_wire_bytes_over_tcp() {
     for v in vectors() {
         for write_size in chunkings(v.content.len()) {
             // A 1-byte send buffer means one syscall per byte: keep that to the small vectors.
-            let buffers: &[usize] = if v.content.len() <= 4096 {
-                &[1, 100, 65536]
-            } else {
-                &[100, 65536]
-            };
+            let buffers: &[usize] = if v.content.len() <= 4096 { &[1, 100, 65536] } else { &[100, 65536] };
             for &chunk_size in buffers {
                 let (wire, summary) = capture_wire(&v, write_size, chunk_size).await;
                 let how = format!("writes of {write_size}, send buffer {chunk_size}");
@@ -115,20 +101,15 @@ async fn receiver_decodes_the_vector_wire_bytes() {
     for v in vectors() {
         let (wire, _) = capture_wire(&v, 65536, 65536).await;
         let secrets = v.pairing.validate().unwrap().secrets;
-        let buffers: &[usize] = if v.content.len() <= 4096 {
-            &[1, 13, 4096, 1 << 20]
-        } else {
-            &[13, 4096, 1 << 20]
-        };
+        let buffers: &[usize] =
+            if v.content.len() <= 4096 { &[1, 13, 4096, 1 << 20] } else { &[13, 4096, 1 << 20] };
         for &buffer_size in buffers {
             let options = ReceiveOptions {
                 expected_size: Some(v.content.len() as u64),
                 buffer_size,
                 ..ReceiveOptions::default()
             };
-            let receiver = UploadReceiver::bind("127.0.0.1:0", secrets.clone(), options)
-                .await
-                .unwrap();
+            let receiver = UploadReceiver::bind("127.0.0.1:0", secrets.clone(), options).await.unwrap();
             let addr = receiver.local_addr().unwrap();
             let wire = wire.clone();
             let sender = tokio::spawn(async move {

@@ -22,11 +22,7 @@ pub struct StreamCipherState {
 impl StreamCipherState {
     pub fn new(secrets: &StreamSecrets) -> Self {
         let cipher = ChaCha20::new(secrets.key.expose().into(), secrets.nonce.expose().into());
-        Self {
-            cipher,
-            hasher: Hasher::new(),
-            offset: 0,
-        }
+        Self { cipher, hasher: Hasher::new(), offset: 0 }
     }
 
     /// Continues the keystream at `offset` (tests of the 256 GiB limit; nothing else needs it).
@@ -47,10 +43,7 @@ impl StreamCipherState {
                 self.offset = end;
                 Ok(())
             }
-            _ => Err(Error::KeystreamExhausted {
-                at: self.offset,
-                requested,
-            }),
+            _ => Err(Error::KeystreamExhausted { at: self.offset, requested }),
         }
     }
 
@@ -150,9 +143,7 @@ mod tests {
         let mut state = StreamCipherState::at_offset(&s, KEYSTREAM_LIMIT - 10);
         let mut eleven = [0u8; 11];
         let err = state.seal_in_place(&mut eleven).unwrap_err();
-        assert!(
-            matches!(err, Error::KeystreamExhausted { at, requested: 11 } if at == KEYSTREAM_LIMIT - 10)
-        );
+        assert!(matches!(err, Error::KeystreamExhausted { at, requested: 11 } if at == KEYSTREAM_LIMIT - 10));
         assert_eq!(eleven, [0u8; 11], "nothing was encrypted");
         assert_eq!(state.offset(), KEYSTREAM_LIMIT - 10);
         let mut ten = [0u8; 10];
@@ -166,23 +157,16 @@ mod tests {
     fn keystream_at_offset_matches_a_continuous_stream() {
         let s = secrets();
         let mut whole = vec![0u8; 1000];
-        StreamCipherState::new(&s)
-            .apply_unhashed(&mut whole)
-            .unwrap();
+        StreamCipherState::new(&s).apply_unhashed(&mut whole).unwrap();
         let mut tail = vec![0u8; 300];
-        StreamCipherState::at_offset(&s, 700)
-            .apply_unhashed(&mut tail)
-            .unwrap();
+        StreamCipherState::at_offset(&s, 700).apply_unhashed(&mut tail).unwrap();
         assert_eq!(&whole[700..], &tail[..]);
     }
 
     #[test]
     fn seal_into_rejects_unequal_lengths() {
         let mut state = StreamCipherState::new(&secrets());
-        assert!(matches!(
-            state.seal_into(&[1, 2, 3], &mut [0u8; 2]),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(state.seal_into(&[1, 2, 3], &mut [0u8; 2]), Err(Error::InvalidArgument(_))));
         assert_eq!(state.offset(), 0);
     }
 }

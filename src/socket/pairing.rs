@@ -64,11 +64,7 @@ impl StreamSecrets {
         rng.fill_bytes(&mut key);
         rng.fill_bytes(&mut nonce);
         rng.fill_bytes(&mut header);
-        let secrets = StreamSecrets {
-            key: key.into(),
-            nonce: nonce.into(),
-            header: header.into(),
-        };
+        let secrets = StreamSecrets { key: key.into(), nonce: nonce.into(), header: header.into() };
         zeroize::Zeroize::zeroize(&mut key);
         secrets
     }
@@ -89,8 +85,7 @@ impl StreamSecrets {
 impl SocketPairingResponse {
     /// Parses a pairing from JSON; unknown fields are ignored, missing ones are an error.
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        serde_json::from_slice(json)
-            .map_err(|e| Error::InvalidArgument(format!("pairing JSON: {e}")))
+        serde_json::from_slice(json).map_err(|e| Error::InvalidArgument(format!("pairing JSON: {e}")))
     }
 
     /// Checks every field and decodes the secrets. The error names the first bad field.
@@ -99,9 +94,7 @@ impl SocketPairingResponse {
             return Err(bad("host", "is empty"));
         }
         let port = match u16::try_from(self.port) {
-            Ok(0) | Err(_) => {
-                return Err(bad("port", format!("must be 1-65535, got {}", self.port)))
-            }
+            Ok(0) | Err(_) => return Err(bad("port", format!("must be 1-65535, got {}", self.port))),
             Ok(p) => p,
         };
         let key = decode_fixed::<KEY_LEN>("encryption_key", &self.encryption_key)?;
@@ -117,10 +110,7 @@ impl SocketPairingResponse {
 }
 
 fn bad(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidPairing {
-        field,
-        reason: reason.into(),
-    }
+    Error::InvalidPairing { field, reason: reason.into() }
 }
 
 fn decode(field: &'static str, b64: &str) -> Result<Sensitive<Vec<u8>>> {
@@ -139,12 +129,11 @@ fn decode(field: &'static str, b64: &str) -> Result<Sensitive<Vec<u8>>> {
 
 fn decode_fixed<const N: usize>(field: &'static str, b64: &str) -> Result<Sensitive<[u8; N]>> {
     let bytes = decode(field, b64)?;
-    let array: [u8; N] = bytes.expose().as_slice().try_into().map_err(|_| {
-        bad(
-            field,
-            format!("must decode to {N} bytes, got {}", bytes.expose().len()),
-        )
-    })?;
+    let array: [u8; N] = bytes
+        .expose()
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad(field, format!("must decode to {N} bytes, got {}", bytes.expose().len())))?;
     Ok(Sensitive::new(array))
 }
 
@@ -178,29 +167,18 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SocketPairingResponse)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut SocketPairingResponse)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("host", Box::new(|p| p.host = " ".into())),
             ("port", Box::new(|p| p.port = 0)),
             ("port", Box::new(|p| p.port = 65536)),
             ("port", Box::new(|p| p.port = -1)),
-            (
-                "encryption_key",
-                Box::new(|p| p.encryption_key = "not base64!".into()),
-            ),
-            (
-                "encryption_key",
-                Box::new(|p| p.encryption_key = STANDARD.encode([0u8; 31])),
-            ),
-            (
-                "encryption_key",
-                Box::new(|p| p.encryption_key = STANDARD.encode([0u8; 33])),
-            ),
+            ("encryption_key", Box::new(|p| p.encryption_key = "not base64!".into())),
+            ("encryption_key", Box::new(|p| p.encryption_key = STANDARD.encode([0u8; 31]))),
+            ("encryption_key", Box::new(|p| p.encryption_key = STANDARD.encode([0u8; 33]))),
             ("nonce", Box::new(|p| p.nonce = STANDARD.encode([0u8; 8]))),
             ("nonce", Box::new(|p| p.nonce = "AAAA====".into())),
-            (
-                "authentication_header",
-                Box::new(|p| p.authentication_header = "%%%".into()),
-            ),
+            ("authentication_header", Box::new(|p| p.authentication_header = "%%%".into())),
         ];
         for (field, mutate) in cases {
             let mut p = good();
@@ -222,16 +200,12 @@ mod tests {
         let mut short = good();
         short.encryption_key = STANDARD.encode(b"0123456789abcdef0123456789abcde");
         let message = short.validate().unwrap_err().to_string();
-        assert!(
-            !message.contains(&short.encryption_key) && !message.contains("0123456789"),
-            "{message}"
-        );
+        assert!(!message.contains(&short.encryption_key) && !message.contains("0123456789"), "{message}");
     }
 
     #[test]
     fn missing_field_is_a_json_error() {
-        let err = SocketPairingResponse::from_json(br#"{"pairing_id":"x","host":"h","port":1}"#)
-            .unwrap_err();
+        let err = SocketPairingResponse::from_json(br#"{"pairing_id":"x","host":"h","port":1}"#).unwrap_err();
         assert!(err.to_string().contains("encryption_key"), "{err}");
         let extra = br#"{"pairing_id":"x","host":"h","port":1,"encryption_key":"","nonce":"","authentication_header":"","new_field":3}"#;
         assert!(SocketPairingResponse::from_json(extra).is_ok());

@@ -18,6 +18,7 @@ use super::cipher::StreamCipherState;
 use super::pairing::StreamSecrets;
 use crate::checksum::Checksum;
 use crate::error::{with_timeout, Error, Result};
+use crate::streaming::{blocking_io, InlineFileWriter};
 
 /// Limits of one receive.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl Default for ReceiveOptions {
             max_size: u64::MAX,
             accept_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(30),
-            buffer_size: 256 * 1024,
+            buffer_size: 1024 * 1024,
         }
     }
 }
@@ -70,66 +71,34 @@ impl UploadReceiver {
         secrets: StreamSecrets,
         options: ReceiveOptions,
     ) -> Result<Self> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(Error::io("binding the upload socket"))?;
-        Ok(Self {
-            listener,
-            secrets,
-            options,
-        })
+        let listener = TcpListener::bind(addr).await.map_err(Error::io("binding the upload socket"))?;
+        Ok(Self { listener, secrets, options })
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener
-            .local_addr()
-            .map_err(Error::io("reading the upload socket's address"))
+        self.listener.local_addr().map_err(Error::io("reading the upload socket's address"))
     }
 
     /// Receives one upload into `sink`. On error the sink may hold part of the stream: use
     /// [`UploadReceiver::receive_to_part_file`] when nothing may be left behind.
     pub async fn receive<W: AsyncWrite + Unpin>(self, sink: &mut W) -> Result<Received> {
-        let UploadReceiver {
-            listener,
-            secrets,
-            options,
-        } = self;
-        let (mut conn, peer) = with_timeout(
-            options.accept_timeout,
-            "waiting for the upload connection",
-            async {
-                listener
-                    .accept()
-                    .await
-                    .map_err(Error::io("accepting the upload connection"))
-            },
-        )
-        .await?;
+        let UploadReceiver { listener, secrets, options } = self;
+        let (mut conn, peer) =
+            with_timeout(options.accept_timeout, "waiting for the upload connection", async {
+                listener.accept().await.map_err(Error::io("accepting the upload connection"))
+            })
+            .await?;
         // One connection per pairing: close the port before reading a byte.
         drop(listener);
 
         let mut state = StreamCipherState::new(&secrets);
-        check_header(
-            &mut conn,
-            &mut state,
-            secrets.header.expose(),
-            options.idle_timeout,
-        )
-        .await?;
+        check_header(&mut conn, &mut state, secrets.header.expose(), options.idle_timeout).await?;
 
-        let limit = options
-            .expected_size
-            .map_or(options.max_size, |size| size.min(options.max_size));
+        let limit = options.expected_size.map_or(options.max_size, |size| size.min(options.max_size));
         let mut buf = vec![0u8; options.buffer_size.max(1)];
         let mut received = 0u64;
         loop {
-            let n = read_some(
-                &mut conn,
-                &mut buf,
-                options.idle_timeout,
-                "receiving the file",
-            )
-            .await?;
+            let n = read_some(&mut conn, &mut buf, options.idle_timeout, "receiving the file").await?;
             if n == 0 {
                 break;
             }
@@ -137,28 +106,16 @@ impl UploadReceiver {
                 return Err(Error::Oversize { limit });
             }
             state.open_in_place(&mut buf[..n])?;
-            sink.write_all(&buf[..n])
-                .await
-                .map_err(Error::io("writing the received file"))?;
+            sink.write_all(&buf[..n]).await.map_err(Error::io("writing the received file"))?;
             received += n as u64;
         }
         if let Some(expected) = options.expected_size {
             if received != expected {
-                return Err(Error::Truncated {
-                    during: "receiving the file",
-                    expected,
-                    received,
-                });
+                return Err(Error::Truncated { during: "receiving the file", expected, received });
             }
         }
-        sink.flush()
-            .await
-            .map_err(Error::io("writing the received file"))?;
-        Ok(Received {
-            bytes: received,
-            checksum: state.checksum(),
-            peer,
-        })
+        sink.flush().await.map_err(Error::io("writing the received file"))?;
+        Ok(Received { bytes: received, checksum: state.checksum(), peer })
     }
 
     /// Receives one upload into a temporary file beside `dest`. The caller decides: commit it (after
@@ -187,13 +144,7 @@ async fn check_header(
     let mut header = vec![0u8; expected.len()];
     let mut got = 0;
     while got < header.len() {
-        let n = read_some(
-            conn,
-            &mut header[got..],
-            idle,
-            "reading the authentication header",
-        )
-        .await?;
+        let n = read_some(conn, &mut header[got..], idle, "reading the authentication header").await?;
         if n == 0 {
             return Err(Error::Truncated {
                 during: "reading the authentication header",
@@ -219,67 +170,47 @@ async fn read_some(
     idle: Duration,
     during: &'static str,
 ) -> Result<usize> {
-    with_timeout(idle, during, async {
-        conn.read(buf).await.map_err(Error::io(during))
-    })
-    .await
+    with_timeout(idle, during, async { conn.read(buf).await.map_err(Error::io(during)) }).await
 }
 
 /// A file being received under a temporary name (`.NAME.RANDOM.part` beside its destination). It
 /// becomes visible under its real name only through [`PartFile::commit`]; dropped, it is deleted.
 pub struct PartFile {
     path: PathBuf,
-    file: tokio::fs::File,
+    file: InlineFileWriter,
     committed: bool,
 }
 
 impl PartFile {
     pub async fn create_beside(dest: &Path) -> Result<Self> {
-        let name = dest.file_name().ok_or_else(|| {
-            Error::InvalidArgument(format!("{} is not a file path", dest.display()))
-        })?;
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", dest.display())))?;
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let path = dir.join(format!(
-            ".{}.{:016x}.part",
-            name.to_string_lossy(),
-            rand::random::<u64>()
-        ));
-        let file = tokio::fs::OpenOptions::new()
+        let path = dir.join(format!(".{}.{:016x}.part", name.to_string_lossy(), rand::random::<u64>()));
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-            .await
             .map_err(Error::io("creating the temporary file"))?;
-        Ok(Self {
-            path,
-            file,
-            committed: false,
-        })
+        Ok(Self { path, file: InlineFileWriter(file), committed: false })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn writer(&mut self) -> &mut tokio::fs::File {
+    pub fn writer(&mut self) -> &mut InlineFileWriter {
         &mut self.file
     }
 
-    /// Flushes to disk and renames to `dest` (atomic on one filesystem).
+    /// Syncs to disk and renames to `dest` (atomic on one filesystem).
     pub async fn commit(mut self, dest: &Path) -> Result<()> {
-        self.file
-            .flush()
-            .await
-            .map_err(Error::io("flushing the received file"))?;
-        self.file
-            .sync_data()
-            .await
-            .map_err(Error::io("syncing the received file"))?;
-        tokio::fs::rename(&self.path, dest)
-            .await
+        blocking_io(|| self.file.0.sync_data()).map_err(Error::io("syncing the received file"))?;
+        blocking_io(|| std::fs::rename(&self.path, dest))
             .map_err(Error::io("renaming the received file into place"))?;
         self.committed = true;
         Ok(())
@@ -299,11 +230,7 @@ impl Drop for PartFile {
 pub struct CallbackSink<F>(pub F);
 
 impl<F: FnMut(&[u8]) -> io::Result<()> + Unpin> AsyncWrite for CallbackSink<F> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Poll::Ready((self.0)(buf).map(|()| buf.len()))
     }
 

@@ -59,31 +59,18 @@ impl UploadStream {
         let socket = with_timeout(config.timeout, "connecting to the upload socket", async {
             TcpStream::connect((pairing.host.as_str(), pairing.port))
                 .await
-                .map_err(|source| Error::Connect {
-                    addr: addr.clone(),
-                    source,
-                })
+                .map_err(|source| Error::Connect { addr: addr.clone(), source })
         })
         .await?;
         // Writes are already large; don't let the last partial segment wait for an ACK.
-        socket
-            .set_nodelay(true)
-            .map_err(Error::io("configuring the upload socket"))?;
+        socket.set_nodelay(true).map_err(Error::io("configuring the upload socket"))?;
 
         let header = pairing.secrets.header.expose();
         let mut wire = vec![0u8; config.chunk_size.max(header.len())].into_boxed_slice();
         wire[..header.len()].copy_from_slice(header);
         state.apply_unhashed(&mut wire[..header.len()])?;
         let filled = header.len();
-        Ok(Self {
-            socket,
-            state,
-            wire,
-            filled,
-            timeout: config.timeout,
-            closed: false,
-            finished: false,
-        })
+        Ok(Self { socket, state, wire, filled, timeout: config.timeout, closed: false, finished: false })
     }
 
     /// Sends `data` (hashed, then encrypted into the send buffer; the caller's bytes are untouched).
@@ -98,8 +85,7 @@ impl UploadStream {
             }
             let n = (self.wire.len() - self.filled).min(data.len());
             let (piece, rest) = data.split_at(n);
-            self.state
-                .seal_into(piece, &mut self.wire[self.filled..self.filled + n])?;
+            self.state.seal_into(piece, &mut self.wire[self.filled..self.filled + n])?;
             self.filled += n;
             data = rest;
         }
@@ -119,10 +105,34 @@ impl UploadStream {
                 Ok(0) => return Ok(total),
                 Ok(n) => n,
                 Err(e) => {
-                    return Err(self.fail(Error::Io {
-                        during: "reading the file to upload",
-                        source: e,
-                    }))
+                    return Err(self.fail(Error::Io { during: "reading the file to upload", source: e }))
+                }
+            };
+            let start = self.filled;
+            if let Err(e) = self.state.seal_in_place(&mut self.wire[start..start + n]) {
+                return Err(self.fail(e));
+            }
+            self.filled += n;
+            total += n as u64;
+        }
+    }
+
+    /// Sends a whole file, read straight into the send buffer (no copy beyond the kernel's) on this
+    /// task's thread: see [`crate::streaming::blocking_io`] for why that beats a reader thread.
+    /// Returns the number of bytes read.
+    pub async fn write_file(&mut self, mut file: std::fs::File) -> Result<u64> {
+        use std::io::Read;
+        self.check_open()?;
+        let mut total = 0u64;
+        loop {
+            if self.filled == self.wire.len() {
+                self.flush().await?;
+            }
+            let n = match crate::streaming::blocking_io(|| file.read(&mut self.wire[self.filled..])) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(self.fail(Error::Io { during: "reading the file to upload", source: e }))
                 }
             };
             let start = self.filled;
@@ -162,10 +172,7 @@ impl UploadStream {
     pub async fn finish(mut self) -> Result<UploadSummary> {
         self.flush().await?;
         let shutdown = with_timeout(self.timeout, "closing the upload socket", async {
-            self.socket
-                .shutdown()
-                .await
-                .map_err(Error::io("closing the upload socket"))
+            self.socket.shutdown().await.map_err(Error::io("closing the upload socket"))
         })
         .await;
         if let Err(e) = shutdown {
@@ -183,10 +190,7 @@ impl UploadStream {
 
     /// File bytes accepted so far and their checksum.
     pub fn summary(&self) -> UploadSummary {
-        UploadSummary {
-            bytes: self.state.content_len(),
-            checksum: self.state.checksum(),
-        }
+        UploadSummary { bytes: self.state.content_len(), checksum: self.state.checksum() }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -200,10 +204,7 @@ impl UploadStream {
     fn check_room(&self, requested: u64) -> Result<()> {
         match self.state.offset().checked_add(requested) {
             Some(end) if end <= KEYSTREAM_LIMIT => Ok(()),
-            _ => Err(Error::KeystreamExhausted {
-                at: self.state.offset(),
-                requested,
-            }),
+            _ => Err(Error::KeystreamExhausted { at: self.state.offset(), requested }),
         }
     }
 
@@ -243,6 +244,18 @@ impl SocketClient {
         UploadStream::connect(&pairing.validate()?, &self.config).await
     }
 
+    /// Streams a file (see [`UploadStream::write_file`]) and returns the byte count and checksum.
+    pub async fn write_file_and_digest(
+        &self,
+        pairing: &SocketPairingResponse,
+        path: &std::path::Path,
+    ) -> Result<UploadSummary> {
+        let file = std::fs::File::open(path).map_err(Error::io("opening the file to upload"))?;
+        let mut upload = self.open(pairing).await?;
+        upload.write_file(file).await?;
+        upload.finish().await
+    }
+
     /// Streams everything `reader` yields and returns the byte count and the checksum to send to
     /// `file-push/socket/complete`.
     pub async fn write_and_digest<R: AsyncRead + Unpin>(
@@ -265,21 +278,18 @@ impl SocketClient {
     ) -> impl Stream<Item = Result<Bytes>> + 'a {
         enum Step<R> {
             Start(R),
-            Sending(UploadStream, R, BytesMut),
+            Sending(Box<UploadStream>, R, BytesMut),
         }
         let chunk_size = self.config.chunk_size;
         futures_util::stream::try_unfold(Step::Start(reader), move |step| async move {
             let (mut upload, mut reader, mut buf) = match step {
-                Step::Start(reader) => (self.open(pairing).await?, reader, BytesMut::new()),
+                Step::Start(reader) => (Box::new(self.open(pairing).await?), reader, BytesMut::new()),
                 Step::Sending(upload, reader, buf) => (upload, reader, buf),
             };
             // Reuses the allocation once the caller has dropped the previous chunk.
             buf.reserve(chunk_size);
             buf.resize(chunk_size, 0);
-            let n = reader
-                .read(&mut buf[..])
-                .await
-                .map_err(Error::io("reading the file to upload"))?;
+            let n = reader.read(&mut buf[..]).await.map_err(Error::io("reading the file to upload"))?;
             if n == 0 {
                 upload.finish().await?;
                 return Ok(None);
@@ -304,10 +314,8 @@ mod tests {
     async fn nothing_past_the_keystream_limit_reaches_the_socket() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let secrets = StreamSecrets::generate(16);
-        let pairing = secrets
-            .to_response("p", "127.0.0.1", listener.local_addr().unwrap().port())
-            .validate()
-            .unwrap();
+        let pairing =
+            secrets.to_response("p", "127.0.0.1", listener.local_addr().unwrap().port()).validate().unwrap();
         let captured = tokio::spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
             let mut wire = Vec::new();
@@ -316,24 +324,16 @@ mod tests {
         });
         // Start 100 bytes before the end of the keystream (the 16-byte header takes 16 of them).
         let state = StreamCipherState::at_offset(&pairing.secrets, KEYSTREAM_LIMIT - 100);
-        let mut upload = UploadStream::connect_with_state(&pairing, &AppConfig::default(), state)
-            .await
-            .unwrap();
+        let mut upload =
+            UploadStream::connect_with_state(&pairing, &AppConfig::default(), state).await.unwrap();
         upload.write(&[7u8; 80]).await.unwrap();
         let err = upload.write(&[7u8; 5]).await.unwrap_err();
-        assert!(
-            matches!(err, Error::KeystreamExhausted { requested: 5, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::KeystreamExhausted { requested: 5, .. }), "{err:?}");
         assert!(err.to_string().contains("256 GiB"), "{err}");
         // The stream is still usable up to the limit: 4 bytes fit exactly.
         upload.write(&[7u8; 4]).await.unwrap();
         let summary = upload.finish().await.unwrap();
         assert_eq!(summary.bytes, 84);
-        assert_eq!(
-            captured.await.unwrap().len(),
-            100,
-            "exactly the keystream's last 100 bytes were sent"
-        );
+        assert_eq!(captured.await.unwrap().len(), 100, "exactly the keystream's last 100 bytes were sent");
     }
 }

@@ -9,16 +9,12 @@ use norman::socket::{SocketPairingResponse, StreamSecrets};
 use serde_json::Value;
 
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 /// The generator of `tests/data/upload_stream.json`: byte i = (i*31 + seed*7 + (i >> 8)) % 251.
 pub fn vector_content(len: usize, seed: u64) -> Vec<u8> {
-    (0..len as u64)
-        .map(|i| ((i * 31 + seed * 7 + (i >> 8)) % 251) as u8)
-        .collect()
+    (0..len as u64).map(|i| ((i * 31 + seed * 7 + (i >> 8)) % 251) as u8).collect()
 }
 
 pub struct Vector {
@@ -35,11 +31,7 @@ pub struct Vector {
 pub fn vectors() -> Vec<Vector> {
     let text = std::fs::read_to_string(data_path("upload_stream.json")).expect("vectors file");
     let doc: Value = serde_json::from_str(&text).expect("vectors JSON");
-    let s = |v: &Value, k: &str| {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("field {k}"))
-            .to_owned()
-    };
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_else(|| panic!("field {k}")).to_owned();
     doc["cases"]
         .as_array()
         .expect("cases")
@@ -56,10 +48,7 @@ pub fn vectors() -> Vec<Vector> {
                     nonce: s(case, "nonce"),
                     authentication_header: s(case, "authentication_header"),
                 },
-                content: vector_content(
-                    gen["len"].as_u64().unwrap() as usize,
-                    gen["seed"].as_u64().unwrap(),
-                ),
+                content: vector_content(gen["len"].as_u64().unwrap() as usize, gen["seed"].as_u64().unwrap()),
                 content_sha256: s(case, "content_sha256"),
                 wire_len: case["wire_len"].as_u64().unwrap() as usize,
                 wire_sha256: s(case, "wire_sha256"),

@@ -1,1 +1,154 @@
-fn main() {}
+//! `norman`: the command-line face of libnorman.
+
+mod bench;
+mod demo;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use norman::socket::{ReceiveOptions, SocketClient, SocketPairingResponse, UploadReceiver};
+use norman::AppConfig;
+
+#[derive(Parser)]
+#[command(name = "norman", version, about = "Move files to and from Norman, encrypted and checksummed")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the xxh3-64 checksum of each FILE, as `<16-hex>  FILE`.
+    Checksum {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Stream FILE to the upload socket of a pairing and print its checksum.
+    Send {
+        /// JSON file holding a SocketPairingResponse.
+        #[arg(long)]
+        pairing: PathBuf,
+        file: PathBuf,
+    },
+    /// Accept one upload for a pairing and write it to --out; prints `<bytes> <16-hex>`.
+    Receive {
+        /// JSON file holding a SocketPairingResponse (its key, nonce and header are used).
+        #[arg(long)]
+        pairing: PathBuf,
+        /// Address to listen on; port 0 picks a free one (printed on stderr).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Where the file goes; it appears only when the upload ended cleanly. `-` streams to stdout
+        /// instead (no such guarantee; the summary line then goes to stderr).
+        #[arg(long)]
+        out: PathBuf,
+        /// Expected file size in bytes: a shorter or longer upload is an error.
+        #[arg(long)]
+        size: Option<u64>,
+        /// Seconds to wait for the connection, and for data once connected.
+        #[arg(long, default_value_t = 300.0)]
+        timeout: f64,
+    },
+    /// Measure the cipher, the hash, the fused pass and a loopback upload; print the figures.
+    Bench(bench::BenchArgs),
+    /// Run the main job end to end on this machine and show what happened.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "norman: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failed command: one line for stderr.
+pub type CliResult<T = ExitCode> = Result<T, String>;
+
+fn run(command: Command) -> CliResult {
+    match command {
+        Command::Checksum { files } => checksum(&files),
+        Command::Send { pairing, file } => {
+            let pairing = read_pairing(&pairing)?;
+            let config = AppConfig::from_env().map_err(|e| e.to_string())?;
+            let summary = runtime()?
+                .block_on(SocketClient::new(config).write_file_and_digest(&pairing, &file))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            print_line(&format!("{}  {}", summary.checksum, file.display()))
+        }
+        Command::Receive { pairing, listen, out, size, timeout } => {
+            let to_stdout = out.as_os_str() == "-";
+            let secrets = read_pairing(&pairing)?.validate().map_err(|e| e.to_string())?.secrets;
+            let timeout =
+                Duration::try_from_secs_f64(timeout).map_err(|_| format!("bad --timeout {timeout}"))?;
+            let options = ReceiveOptions {
+                expected_size: size,
+                accept_timeout: timeout,
+                idle_timeout: timeout,
+                ..ReceiveOptions::default()
+            };
+            let received = runtime()?.block_on(async {
+                let receiver =
+                    UploadReceiver::bind(listen, secrets, options).await.map_err(|e| e.to_string())?;
+                let addr = receiver.local_addr().map_err(|e| e.to_string())?;
+                let _ = writeln!(std::io::stderr(), "norman receive listening on {addr}");
+                if to_stdout {
+                    receiver.receive(&mut tokio::io::stdout()).await.map_err(|e| e.to_string())
+                } else {
+                    receiver.receive_to_file(&out).await.map_err(|e| e.to_string())
+                }
+            })?;
+            let summary = format!("{} {}", received.bytes, received.checksum);
+            if to_stdout {
+                let _ = writeln!(std::io::stderr(), "{summary}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                print_line(&summary)
+            }
+        }
+        Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}
+
+fn checksum(files: &[PathBuf]) -> CliResult {
+    let mut failed = false;
+    for file in files {
+        match norman::checksum::checksum_file(file) {
+            Ok((sum, _)) => {
+                print_line(&format!("{sum}  {}", file.display()))?;
+            }
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(std::io::stderr(), "norman: {}: {e}", file.display());
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn read_pairing(path: &Path) -> CliResult<SocketPairingResponse> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    SocketPairingResponse::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// println! that reports a closed stdout instead of panicking.
+pub fn print_line(line: &str) -> CliResult {
+    writeln!(std::io::stdout(), "{line}").map_err(|e| format!("writing to stdout: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
