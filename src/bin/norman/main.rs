@@ -101,7 +101,7 @@ fn run(command: Command) -> CliResult {
                 let addr = receiver.local_addr().map_err(|e| e.to_string())?;
                 let _ = writeln!(std::io::stderr(), "norman receive listening on {addr}");
                 if to_stdout {
-                    receiver.receive(&mut tokio::io::stdout()).await.map_err(|e| e.to_string())
+                    receiver.receive(&mut stdout_sink()?).await.map_err(|e| e.to_string())
                 } else {
                     receiver.receive_to_file(&out).await.map_err(|e| e.to_string())
                 }
@@ -138,6 +138,14 @@ fn checksum(files: &[PathBuf]) -> CliResult {
 fn read_pairing(path: &Path) -> CliResult<SocketPairingResponse> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     SocketPairingResponse::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Stdout as a receive sink written in place (tokio's `Stdout` would copy every chunk and hand it
+/// to another thread).
+fn stdout_sink() -> CliResult<norman::streaming::InlineFileWriter> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| format!("stdout: {e}"))?;
+    Ok(norman::streaming::InlineFileWriter(std::fs::File::from(fd)))
 }
 
 pub fn runtime() -> CliResult<tokio::runtime::Runtime> {

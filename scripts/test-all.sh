@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of libnorman. Installs what it needs first (nothing beyond the Rust toolchain yet;
+# the C, Go and Node suites join here as their bindings land) and ends with one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== benchmark smoke run (prints figures; speed is never a pass/fail)"
+cargo run --locked --release --quiet -- bench --cpu-mib 64 --size-mib 64
+
+echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes)"
+cargo test --locked --all-targets 2>&1 | tee "$log"
+
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
