@@ -58,6 +58,30 @@ pub enum Error {
 
     #[error("the upload was already finished or failed")]
     Finished,
+
+    #[error("{method} {route} answered HTTP {status}: {}", body.excerpt)]
+    Http { method: String, route: String, status: u16, body: HttpBody },
+
+    #[error("{what} failed: {message}")]
+    Network { what: String, message: String },
+
+    #[error("could not decode {what}: {message}")]
+    Decode { what: String, message: String },
+}
+
+/// The body of an HTTP error: a bounded, printable excerpt (token scrubbed) and the raw bytes for
+/// callers that want to parse it.
+#[derive(Clone)]
+pub struct HttpBody {
+    pub excerpt: String,
+    pub full: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The excerpt is scrubbed; the raw bytes are not, so Debug shows only the excerpt.
+        f.debug_struct("HttpBody").field("excerpt", &self.excerpt).field("len", &self.full.len()).finish()
+    }
 }
 
 /// Families of errors, stable across versions, for callers (and the C ABI) that branch on them.
@@ -76,9 +100,20 @@ pub enum ErrorKind {
     Oversize,
     ChecksumMismatch,
     State,
+    Http,
+    Network,
+    Decode,
 }
 
 impl Error {
+    /// The HTTP status of an [`Error::Http`].
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
@@ -93,6 +128,9 @@ impl Error {
             Error::Oversize { .. } => ErrorKind::Oversize,
             Error::ChecksumMismatch { .. } => ErrorKind::ChecksumMismatch,
             Error::Finished => ErrorKind::State,
+            Error::Http { .. } => ErrorKind::Http,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Decode { .. } => ErrorKind::Decode,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct UploadStream {
     closed: bool,
     /// Set only by a clean [`UploadStream::finish`].
     finished: bool,
+    /// Told the file bytes handed to the socket so far, after each send.
+    progress: Option<Box<dyn FnMut(u64) + Send>>,
 }
 
 impl UploadStream {
@@ -70,7 +72,16 @@ impl UploadStream {
         wire[..header.len()].copy_from_slice(header);
         state.apply_unhashed(&mut wire[..header.len()])?;
         let filled = header.len();
-        Ok(Self { socket, state, wire, filled, timeout: config.timeout, closed: false, finished: false })
+        Ok(Self {
+            socket,
+            state,
+            wire,
+            filled,
+            timeout: config.timeout,
+            closed: false,
+            finished: false,
+            progress: None,
+        })
     }
 
     /// Sends `data` (hashed, then encrypted into the send buffer; the caller's bytes are untouched).
@@ -161,6 +172,9 @@ impl UploadStream {
         match result {
             Ok(()) => {
                 self.filled = 0;
+                if let Some(progress) = &mut self.progress {
+                    progress(self.state.content_len());
+                }
                 Ok(())
             }
             Err(e) => Err(self.fail(e)),
@@ -181,6 +195,12 @@ impl UploadStream {
         self.closed = true;
         self.finished = true;
         Ok(self.summary())
+    }
+
+    /// Calls `progress` with the file bytes handed to the socket so far, after each send (once per
+    /// `chunk_size` bytes, and at the end).
+    pub fn on_progress(&mut self, progress: impl FnMut(u64) + Send + 'static) {
+        self.progress = Some(Box::new(progress));
     }
 
     /// Abandons the upload: the connection is reset so the receiver keeps nothing.
