@@ -13,7 +13,13 @@
 #[macro_use]
 mod wire_enum;
 
+mod query;
 pub mod secret;
+
+pub use query::{
+    BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, PageClause,
+    QueryConstraints, SortClause, SortDirection, SortNode, UnaryRelation,
+};
 
 /// The default of every `id` field: "0" means "not assigned yet, the backend assigns one".
 pub(crate) fn default_id() -> String {
