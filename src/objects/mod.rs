@@ -13,9 +13,11 @@
 #[macro_use]
 mod wire_enum;
 
+mod flags;
 mod query;
 pub mod secret;
 
+pub use flags::{entity_state, EntityState, LegacyStatusFlag, StatusFlag, StatusFlagName, StatusFlagValue};
 pub use query::{
     BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, PageClause,
     QueryConstraints, SortClause, SortDirection, SortNode, UnaryRelation,
