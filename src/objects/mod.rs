@@ -13,10 +13,16 @@
 #[macro_use]
 mod wire_enum;
 
+mod accounts;
 mod flags;
 mod query;
 pub mod secret;
 
+pub use accounts::{
+    Account, AccountAuthenticationMethods, AccountIdPasswordLoginRequest, AccountUpdate, ApiKeyLoginRequest,
+    EmailOtpLoginRequest, EmailOtpVerificationRequest, EmailPasswordLoginRequest, LoginResponse,
+    NamePasswordLoginRequest, RegisterAuthFactorRequest, UpdateAccountsRequest,
+};
 pub use flags::{entity_state, EntityState, LegacyStatusFlag, StatusFlag, StatusFlagName, StatusFlagValue};
 pub use query::{
     BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, PageClause,
