@@ -15,6 +15,7 @@ mod wire_enum;
 
 mod accounts;
 mod flags;
+mod invocations;
 mod query;
 pub mod secret;
 
@@ -24,6 +25,7 @@ pub use accounts::{
     NamePasswordLoginRequest, RegisterAuthFactorRequest, UpdateAccountsRequest,
 };
 pub use flags::{entity_state, EntityState, LegacyStatusFlag, StatusFlag, StatusFlagName, StatusFlagValue};
+pub use invocations::{Invocation, InvocationSignature, Notification};
 pub use query::{
     BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, PageClause,
     QueryConstraints, SortClause, SortDirection, SortNode, UnaryRelation,
