@@ -16,6 +16,7 @@ mod wire_enum;
 mod accounts;
 mod flags;
 mod invocations;
+mod models;
 mod query;
 pub mod secret;
 
@@ -26,6 +27,11 @@ pub use accounts::{
 };
 pub use flags::{entity_state, EntityState, LegacyStatusFlag, StatusFlag, StatusFlagName, StatusFlagValue};
 pub use invocations::{Invocation, InvocationSignature, Notification};
+pub use models::{
+    AggregateTag, DataModality, GetModelsRequest, HttpLocation, HttpRequestType, Model, ModelAsset,
+    ModelBase, ModelBuildStatus, ModelHostingLocation, ModelParam, ModelPreview, ModelSignature, ModelTag,
+    ModelType, OutputFormat, ReceiveFormat, SignatureTransform, SignatureType,
+};
 pub use query::{
     BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, PageClause,
     QueryConstraints, SortClause, SortDirection, SortNode, UnaryRelation,
