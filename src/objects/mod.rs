@@ -14,6 +14,7 @@
 mod wire_enum;
 
 mod accounts;
+mod files;
 mod flags;
 mod invocations;
 mod models;
@@ -24,6 +25,11 @@ pub use accounts::{
     Account, AccountAuthenticationMethods, AccountIdPasswordLoginRequest, AccountUpdate, ApiKeyLoginRequest,
     EmailOtpLoginRequest, EmailOtpVerificationRequest, EmailPasswordLoginRequest, LoginResponse,
     NamePasswordLoginRequest, RegisterAuthFactorRequest, UpdateAccountsRequest,
+};
+pub use files::{
+    AssetDownloadRequest, ChecksumRequest, InputDownloadRequest, NormanFileDownloadRequest,
+    OutputDownloadRequest, SocketAssetPairingRequest, SocketInputPairingRequest, TrackedAssetDownload,
+    TrackedDownload, TrackedInputDownload, TrackedOutputDownload,
 };
 pub use flags::{entity_state, EntityState, LegacyStatusFlag, StatusFlag, StatusFlagName, StatusFlagValue};
 pub use invocations::{Invocation, InvocationSignature, Notification};
@@ -36,6 +42,9 @@ pub use query::{
     BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, PageClause,
     QueryConstraints, SortClause, SortDirection, SortNode, UnaryRelation,
 };
+
+/// Defined with the upload socket; re-exported here so every wire object has one home.
+pub use crate::socket::SocketPairingResponse;
 
 /// The default of every `id` field: "0" means "not assigned yet, the backend assigns one".
 pub(crate) fn default_id() -> String {
