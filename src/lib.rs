@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod objects;
 pub mod sensitive;
 pub mod socket;
 pub mod streaming;
