@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod objects;
 pub mod sensitive;
+pub mod services;
 pub mod socket;
 pub mod streaming;
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod transfer;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -53,6 +54,10 @@ enum Command {
         #[arg(long, default_value_t = 300.0)]
         timeout: f64,
     },
+    /// Upload a file as a model asset or an invocation input (token from NORMAN_TOKEN).
+    Push(transfer::PushArgs),
+    /// Download a model asset or an invocation input or output (token from NORMAN_TOKEN).
+    Pull(transfer::PullArgs),
     /// Measure the cipher, the hash, the fused pass and a loopback upload; print the figures.
     Bench(bench::BenchArgs),
     /// Run the main job end to end on this machine and show what happened.
@@ -114,6 +119,8 @@ fn run(command: Command) -> CliResult {
                 print_line(&summary)
             }
         }
+        Command::Push(args) => transfer::push(args),
+        Command::Pull(args) => transfer::pull(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     }
