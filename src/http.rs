@@ -52,6 +52,12 @@ pub struct ByteStream {
     stream: Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>,
 }
 
+impl std::fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteStream").field("status", &self.status).field("content_length", &self.content_length).finish()
+    }
+}
+
 impl ByteStream {
     /// The next chunk, `None` at the end.
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {

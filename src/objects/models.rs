@@ -133,6 +133,37 @@ pub struct Model {
     pub user_added_tags: Vec<ModelTag>,
 }
 
+impl Model {
+    /// A model to create (ids "0": the backend assigns them): an external API model answering JSON
+    /// to POST requests. Set the other fields as needed before creating it.
+    pub fn new(account_id: impl Into<String>, name: impl Into<String>, version_label: impl Into<String>) -> Self {
+        Model {
+            id: default_id(),
+            account_id: account_id.into(),
+            model_base_id: default_id(),
+            version_label: version_label.into(),
+            active: true,
+            build_status: None,
+            creation_time: now_rfc3339(),
+            short_description: String::new(),
+            assets: Vec::new(),
+            tags: Vec::new(),
+            name: name.into(),
+            model_class: String::new(),
+            url: None,
+            request_type: HttpRequestType::Post,
+            model_type: ModelType::Api,
+            hosting_location: ModelHostingLocation::External,
+            output_format: OutputFormat::Json,
+            long_description: String::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            http_headers: BTreeMap::new(),
+            user_added_tags: Vec::new(),
+        }
+    }
+}
+
 /// A file belonging to a model ("Logo", "File", ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelAsset {
