@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod serve;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the main job end to end on this machine and show what happened.
     Demo(demo::DemoArgs),
+    /// Run a local Norman backend (every route, upload sockets, SQLite metadata, blobs on disk).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +119,7 @@ fn run(command: Command) -> CliResult {
         }
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
