@@ -14,7 +14,11 @@ use super::AppState;
 const COLUMNS: Columns =
     &[("ID", "id"), ("Account_ID", "id"), ("Name", "name"), ("Creation_Time", "creation_time")];
 
-pub async fn get_accounts(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn get_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let query = Compiled::new(&body, COLUMNS)?;
     state
         .db
@@ -25,13 +29,18 @@ pub async fn get_accounts(State(state): State<AppState>, auth: Auth, JsonBody(bo
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let entries = rows.into_iter().map(|(id, text)| Ok((id, parse(&text)?))).collect::<ApiResult<Vec<_>>>()?;
+            let entries =
+                rows.into_iter().map(|(id, text)| Ok((id, parse(&text)?))).collect::<ApiResult<Vec<_>>>()?;
             Ok(ordered_object(entries))
         })
         .await
 }
 
-pub async fn create_accounts(State(state): State<AppState>, _auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn create_accounts(
+    State(state): State<AppState>,
+    _auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -47,7 +56,11 @@ pub async fn create_accounts(State(state): State<AppState>, _auth: Auth, JsonBod
 }
 
 /// PUT [Account]: replaces the caller's account (matched by id); returns how many were replaced.
-pub async fn replace_accounts(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn replace_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -77,7 +90,11 @@ pub async fn replace_accounts(State(state): State<AppState>, auth: Auth, JsonBod
 
 /// PATCH {account: AccountUpdate, constraints}: sets the non-null fields on the caller's account if
 /// it matches the constraints; returns how many accounts changed.
-pub async fn update_accounts(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn update_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let obj = object(&body, "the request")?;
     let update = object(obj.get("account").unwrap_or(&Value::Null), "`account`")?.clone();
     if let Some(name) = update.get("name") {
@@ -92,9 +109,10 @@ pub async fn update_accounts(State(state): State<AppState>, auth: Auth, JsonBody
             let sql = query.sql_unpaged("SELECT json FROM accounts", "id = ?");
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])), |r| {
-                    r.get::<_, String>(0)
-                })?
+                .query_map(
+                    rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])),
+                    |r| r.get::<_, String>(0),
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut count = 0;
             for text in rows {
@@ -116,14 +134,20 @@ pub async fn update_accounts(State(state): State<AppState>, auth: Auth, JsonBody
 }
 
 /// DELETE QueryConstraints: deletes the caller's account (and its credentials) if it matches.
-pub async fn delete_accounts(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn delete_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let query = Compiled::new(&body, COLUMNS)?;
     state
         .db
         .tx(move |conn| {
             let sql = query.sql_unpaged("DELETE FROM accounts", "id = ?");
-            let count =
-                conn.execute(&sql, rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])))?;
+            let count = conn.execute(
+                &sql,
+                rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])),
+            )?;
             if count > 0 {
                 delete_credentials(conn, &auth.account_id)?;
             }

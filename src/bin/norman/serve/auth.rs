@@ -2,8 +2,8 @@
 //! Secrets (tokens, keys, passwords, codes) are stored only as hashes and never logged or echoed.
 
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -226,7 +226,10 @@ fn login_failed() -> ApiError {
 
 // ---- login (no token) ----
 
-pub async fn login_default(State(state): State<AppState>, Path(account_id): Path<String>) -> ApiResult<RawJson> {
+pub async fn login_default(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -276,7 +279,9 @@ async fn login_password(
             let mut out = Vec::new();
             for account_id in candidates(conn)? {
                 let hash: Option<String> = conn
-                    .query_row("SELECT hash FROM passwords WHERE account_id = ?1", [&account_id], |r| r.get(0))
+                    .query_row("SELECT hash FROM passwords WHERE account_id = ?1", [&account_id], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 if let Some(hash) = hash {
                     out.push((account_id, hash));
@@ -293,14 +298,20 @@ async fn login_password(
     Err(login_failed())
 }
 
-pub async fn login_password_account_id(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn login_password_account_id(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let obj = object(&body, "AccountIDPasswordLoginRequest")?;
     let account_id = req_str(obj, "account_id")?.to_owned();
     let password = password_field(obj)?;
     login_password(state, move |_| Ok(vec![account_id]), password).await
 }
 
-pub async fn login_password_name(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn login_password_name(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let obj = object(&body, "NamePasswordLoginRequest")?;
     let name = req_str(obj, "name")?.to_owned();
     let password = password_field(obj)?;
@@ -312,13 +323,18 @@ pub async fn login_password_name(State(state): State<AppState>, JsonBody(body): 
     login_password(state, candidates, password).await
 }
 
-pub async fn login_password_email(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn login_password_email(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let obj = object(&body, "EmailPasswordLoginRequest")?;
     let email = email_field(obj)?;
     let password = password_field(obj)?;
     let candidates = move |conn: &Connection| {
         let id: Option<String> = conn
-            .query_row("SELECT account_id FROM emails WHERE email = ?1 AND verified = 1", [email], |r| r.get(0))
+            .query_row("SELECT account_id FROM emails WHERE email = ?1 AND verified = 1", [email], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(id.into_iter().collect())
     };
@@ -331,8 +347,9 @@ pub async fn login_email_otp(State(state): State<AppState>, JsonBody(body): Json
     state
         .db
         .call(move |conn| {
-            let known: Option<String> =
-                conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let known: Option<String> = conn
+                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
+                .optional()?;
             // The answer is the same either way, so it does not tell who has an account.
             if known.is_some() {
                 send_otp(conn, &email)?;
@@ -342,7 +359,10 @@ pub async fn login_email_otp(State(state): State<AppState>, JsonBody(body): Json
         .await
 }
 
-pub async fn login_email_otp_verify(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn login_email_otp_verify(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let obj = object(&body, "EmailOTPVerificationRequest")?;
     let email = email_field(obj)?;
     let code = req_str(obj, "code")?.to_owned();
@@ -350,8 +370,9 @@ pub async fn login_email_otp_verify(State(state): State<AppState>, JsonBody(body
     state
         .db
         .call(move |conn| {
-            let account_id: Option<String> =
-                conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let account_id: Option<String> = conn
+                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
+                .optional()?;
             let account_id = account_id.ok_or_else(login_failed)?;
             check_otp(conn, &email, &code)?;
             conn.execute("UPDATE emails SET verified = 1 WHERE email = ?1", [&email])?;
@@ -408,8 +429,9 @@ pub async fn signup_email(State(state): State<AppState>, JsonBody(body): JsonBod
     state
         .db
         .tx(move |conn| {
-            let taken: Option<String> =
-                conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let taken: Option<String> = conn
+                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
+                .optional()?;
             if taken.is_some() {
                 return Err(ApiError::conflict("this email already belongs to an account"));
             }
@@ -474,11 +496,17 @@ pub async fn factors(
 
 /// RegisterAuthFactorRequest: `account_id` must be the caller's; a `second_token`, when sent, must be
 /// a live token (access or id) of the same account.
-fn check_factor_request(conn: &Connection, auth: &Auth, obj: &serde_json::Map<String, Value>) -> ApiResult<()> {
+fn check_factor_request(
+    conn: &Connection,
+    auth: &Auth,
+    obj: &serde_json::Map<String, Value>,
+) -> ApiResult<()> {
     auth.check_account(req_str(obj, "account_id")?)?;
     if let Some(second) = opt_str(obj, "second_token")? {
         let owner: Option<String> = conn
-            .query_row("SELECT account_id FROM tokens WHERE token_hash = ?1", [secret_hash(second)], |r| r.get(0))
+            .query_row("SELECT account_id FROM tokens WHERE token_hash = ?1", [secret_hash(second)], |r| {
+                r.get(0)
+            })
             .optional()?;
         if owner.as_deref() != Some(auth.account_id.as_str()) {
             return Err(ApiError::unauthorized("second_token is not a valid token of this account"));
@@ -488,7 +516,11 @@ fn check_factor_request(conn: &Connection, auth: &Auth, obj: &serde_json::Map<St
 }
 
 /// POST generate/key: the new API key as a JSON string. It is shown once; only its hash is kept.
-pub async fn generate_key(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn generate_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -519,7 +551,11 @@ pub async fn register_password(
         .await
 }
 
-pub async fn register_email(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn register_email(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -555,8 +591,9 @@ pub async fn register_email_verify(
     state
         .db
         .call(move |conn| {
-            let owner: Option<String> =
-                conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let owner: Option<String> = conn
+                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
+                .optional()?;
             if owner.as_deref() != Some(auth.account_id.as_str()) {
                 return Err(ApiError::not_found("this email is not registered to this account"));
             }
@@ -578,8 +615,9 @@ pub async fn register_email_resend(
             let obj = object(&body, "ResendEmailVerificationCodeRequest")?;
             check_factor_request(conn, &auth, obj)?;
             let email = email_field(obj)?;
-            let owner: Option<String> =
-                conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let owner: Option<String> = conn
+                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
+                .optional()?;
             if owner.as_deref() != Some(auth.account_id.as_str()) {
                 return Err(ApiError::not_found("this email is not registered to this account"));
             }

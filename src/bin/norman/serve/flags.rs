@@ -97,13 +97,19 @@ const LEGACY_COLUMNS: Columns = &[
 
 /// `{entity_id: [StatusFlag]}` of the caller's flags matching the constraints, optionally of one
 /// entity type, in the legacy numbering or not.
-async fn query(state: AppState, auth: Auth, body: Value, entity_type: Option<&'static str>) -> ApiResult<RawJson> {
+async fn query(
+    state: AppState,
+    auth: Auth,
+    body: Value,
+    entity_type: Option<&'static str>,
+) -> ApiResult<RawJson> {
     let legacy = entity_type.is_some();
     let query = Compiled::new(&body, if legacy { LEGACY_COLUMNS } else { COLUMNS })?;
     state
         .db
         .call(move |conn| {
-            let select = "SELECT id, account_id, entity_id, update_time, flag_name, flag_value FROM status_flags";
+            let select =
+                "SELECT id, account_id, entity_id, update_time, flag_name, flag_value FROM status_flags";
             let mut scope_params = vec![auth.account_id.into()];
             let scope = match entity_type {
                 Some(kind) => {
@@ -145,15 +151,27 @@ async fn query(state: AppState, auth: Auth, body: Value, entity_type: Option<&'s
         .await
 }
 
-pub async fn get_flags(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn get_flags(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     query(state, auth, body, None).await
 }
 
-pub async fn legacy_model(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn legacy_model(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     query(state, auth, body, Some("model")).await
 }
 
-pub async fn legacy_asset(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn legacy_asset(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     query(state, auth, body, Some("asset")).await
 }
 
@@ -165,10 +183,18 @@ pub async fn legacy_invocation(
     query(state, auth, body, Some("invocation")).await
 }
 
-pub async fn legacy_input(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn legacy_input(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     query(state, auth, body, Some("input")).await
 }
 
-pub async fn legacy_output(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn legacy_output(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     query(state, auth, body, Some("output")).await
 }

@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 use super::auth::Auth;
 use super::db::{new_id, now, parse};
 use super::flags;
-use super::http::{array, given_id, json, object, ordered_object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{
+    array, given_id, json, object, ordered_object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson,
+};
 use super::models::load_model;
 use super::query::{Columns, Compiled};
 use super::store::mirror_signature;
@@ -36,7 +38,11 @@ const NOTIFICATION_COLUMNS: Columns = &[
 const MAX_BY_NAME: u64 = 1000;
 
 /// An invocation signature for `invocation`, from what was sent or from a model signature.
-fn signature(sent: Option<&Map<String, Value>>, model_sig: Option<&Value>, invocation: &Map<String, Value>) -> ApiResult<Value> {
+fn signature(
+    sent: Option<&Map<String, Value>>,
+    model_sig: Option<&Value>,
+    invocation: &Map<String, Value>,
+) -> ApiResult<Value> {
     let mut sig = sent.cloned().unwrap_or_default();
     let id = given_id(&sig, "id")?.unwrap_or_else(new_id);
     sig.insert("id".into(), json!(id));
@@ -90,14 +96,23 @@ fn create(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResul
     let no_outputs = invocation["outputs"].as_array().map_or(true, Vec::is_empty);
     if str_of(&model, "name") == "echo" && no_outputs {
         let inputs = invocation["inputs"].as_array().cloned().unwrap_or_default();
-        invocation["outputs"] = Value::Array(inputs.iter().map(|i| mirror_signature(i, &invocation)).collect());
+        invocation["outputs"] =
+            Value::Array(inputs.iter().map(|i| mirror_signature(i, &invocation)).collect());
     }
     conn.execute(
         "INSERT INTO invocations (id, account_id, model_id, creation_time, json) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, auth.account_id, str_of(&invocation, "model_id"), str_of(&invocation, "creation_time"), invocation.to_string()],
+        params![
+            id,
+            auth.account_id,
+            str_of(&invocation, "model_id"),
+            str_of(&invocation, "creation_time"),
+            invocation.to_string()
+        ],
     )?;
     flags::set(conn, &auth.account_id, &id, "invocation", &flags::INVOCATION_FLAGS, flags::NOT_STARTED)?;
-    for (list, names, kind) in [("inputs", flags::INPUT_FLAGS, "input"), ("outputs", flags::OUTPUT_FLAGS, "output")] {
+    for (list, names, kind) in
+        [("inputs", flags::INPUT_FLAGS, "input"), ("outputs", flags::OUTPUT_FLAGS, "output")]
+    {
         for sig in invocation[list].as_array().into_iter().flatten() {
             flags::set(conn, &auth.account_id, str_of(sig, "id"), kind, &names, flags::NOT_STARTED)?;
         }
@@ -105,7 +120,11 @@ fn create(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResul
     Ok(invocation)
 }
 
-pub async fn create_invocations(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn create_invocations(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -120,16 +139,19 @@ pub async fn create_invocations(State(state): State<AppState>, auth: Auth, JsonB
 
 /// POST persist/invocations/by-name {model_name: count}: invocations of the active (else newest)
 /// version of each named model of the caller's.
-pub async fn create_by_name(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn create_by_name(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
             let mut out = Vec::new();
             for (name, count) in object(&body, "the request {model_name: count}")? {
-                let count = count
-                    .as_u64()
-                    .filter(|n| (1..=MAX_BY_NAME).contains(n))
-                    .ok_or_else(|| ApiError::unprocessable(format!("count for `{name}` must be 1-{MAX_BY_NAME}")))?;
+                let count = count.as_u64().filter(|n| (1..=MAX_BY_NAME).contains(n)).ok_or_else(|| {
+                    ApiError::unprocessable(format!("count for `{name}` must be 1-{MAX_BY_NAME}"))
+                })?;
                 let model_id: Option<String> = conn
                     .query_row(
                         "SELECT id FROM models WHERE account_id = ?1 AND name = ?2 \
@@ -138,7 +160,8 @@ pub async fn create_by_name(State(state): State<AppState>, auth: Auth, JsonBody(
                         |r| r.get(0),
                     )
                     .optional()?;
-                let model_id = model_id.ok_or_else(|| ApiError::not_found(format!("no model named `{name}`")))?;
+                let model_id =
+                    model_id.ok_or_else(|| ApiError::not_found(format!("no model named `{name}`")))?;
                 let mut sent = Map::new();
                 sent.insert("model_id".into(), json!(model_id));
                 for _ in 0..count {
@@ -151,7 +174,11 @@ pub async fn create_by_name(State(state): State<AppState>, auth: Auth, JsonBody(
 }
 
 /// POST persist/invocations/get and persist/invocation/history/get: `{id: Invocation}`.
-pub async fn get_invocations(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn get_invocations(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let query = Compiled::new(&body, INVOCATION_COLUMNS)?;
     state
         .db
@@ -162,14 +189,19 @@ pub async fn get_invocations(State(state): State<AppState>, auth: Auth, JsonBody
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let entries = rows.into_iter().map(|(id, t)| Ok((id, parse(&t)?))).collect::<ApiResult<Vec<_>>>()?;
+            let entries =
+                rows.into_iter().map(|(id, t)| Ok((id, parse(&t)?))).collect::<ApiResult<Vec<_>>>()?;
             Ok(ordered_object(entries))
         })
         .await
 }
 
 /// POST persist/notifications/get: `[Notification]`.
-pub async fn get_notifications(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn get_notifications(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let query = Compiled::new(&body, NOTIFICATION_COLUMNS)?;
     state
         .db

@@ -126,7 +126,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, String> {
     std::fs::create_dir_all(&blobs).map_err(|e| format!("{}: {e}", blobs.display()))?;
     store::remove_stale_part_files(&blobs);
     let db = db::Db::open(&opts.data_dir.join("norman.sqlite3")).await?;
-    db.call(|conn| store::fail_interrupted_transfers(conn)).await.map_err(|e| e.detail)?;
+    db.call(store::fail_interrupted_transfers).await.map_err(|e| e.detail)?;
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 use super::auth::Auth;
 use super::db::{new_id, now, parse};
 use super::flags;
-use super::http::{array, given_id, json, object, ordered_object, req_str, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{
+    array, given_id, json, object, ordered_object, req_str, ApiError, ApiResult, JsonBody, RawJson,
+};
 use super::query::{Columns, Compiled};
 use super::{store, AppState};
 
@@ -55,7 +57,9 @@ fn models_request(body: &Value) -> (Value, bool) {
 
 pub fn load_model(conn: &Connection, account_id: &str, model_id: &str) -> ApiResult<Value> {
     let text: Option<String> = conn
-        .query_row("SELECT json FROM models WHERE id = ?1 AND account_id = ?2", [model_id, account_id], |r| r.get(0))
+        .query_row("SELECT json FROM models WHERE id = ?1 AND account_id = ?2", [model_id, account_id], |r| {
+            r.get(0)
+        })
         .optional()?;
     match text {
         Some(text) => parse(&text),
@@ -66,7 +70,12 @@ pub fn load_model(conn: &Connection, account_id: &str, model_id: &str) -> ApiRes
 pub fn save_model(conn: &Connection, model: &Value) -> ApiResult<()> {
     conn.execute(
         "UPDATE models SET json = ?1, name = ?2, model_base_id = ?3 WHERE id = ?4",
-        params![model.to_string(), model["name"].as_str(), model["model_base_id"].as_str(), model["id"].as_str()],
+        params![
+            model.to_string(),
+            model["name"].as_str(),
+            model["model_base_id"].as_str(),
+            model["id"].as_str()
+        ],
     )?;
     Ok(())
 }
@@ -109,10 +118,17 @@ fn normalize(auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Map<String, Va
     Ok(model)
 }
 
-fn fill_part(list: &str, i: usize, item: &mut Map<String, Value>, model_id: &str, account_id: &str) -> ApiResult<()> {
+fn fill_part(
+    list: &str,
+    i: usize,
+    item: &mut Map<String, Value>,
+    model_id: &str,
+    account_id: &str,
+) -> ApiResult<()> {
     match list {
         "assets" => {
-            req_str(item, "asset_name").map_err(|e| ApiError::unprocessable(format!("assets[{i}]: {}", e.detail)))?;
+            req_str(item, "asset_name")
+                .map_err(|e| ApiError::unprocessable(format!("assets[{i}]: {}", e.detail)))?;
             fill_id(item)?;
             item.insert("account_id".into(), json!(account_id));
             item.insert("model_id".into(), json!(model_id));
@@ -200,7 +216,11 @@ fn insert_base(conn: &Connection, account_id: &str, name: &str) -> ApiResult<Str
 
 fn check_base(conn: &Connection, account_id: &str, base_id: &str) -> ApiResult<()> {
     let found: Option<String> = conn
-        .query_row("SELECT id FROM model_bases WHERE id = ?1 AND account_id = ?2", [base_id, account_id], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM model_bases WHERE id = ?1 AND account_id = ?2",
+            [base_id, account_id],
+            |r| r.get(0),
+        )
         .optional()?;
     found.map(|_| ()).ok_or_else(|| ApiError::not_found(format!("model base {base_id} not found")))
 }
@@ -212,7 +232,11 @@ fn models_out(models: Vec<Value>) -> RawJson {
 
 /// POST persist/models/: creates each model under its `model_base_id`, or under a new base named
 /// after it when that is "0" or absent.
-pub async fn create_models(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn create_models(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
@@ -238,21 +262,28 @@ pub async fn create_models(State(state): State<AppState>, auth: Auth, JsonBody(b
 }
 
 /// POST persist/models/version: adds each model as a new version of its existing base.
-pub async fn add_versions(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn add_versions(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
             let mut out = Vec::new();
             for item in array(&body, "the request")? {
                 let sent = object(item, "a Model")?;
-                let base_id = given_id(sent, "model_base_id")?
-                    .ok_or_else(|| ApiError::unprocessable("a new version needs the `model_base_id` of its base"))?;
+                let base_id = given_id(sent, "model_base_id")?.ok_or_else(|| {
+                    ApiError::unprocessable("a new version needs the `model_base_id` of its base")
+                })?;
                 check_base(conn, &auth.account_id, &base_id)?;
                 // A version without a name takes its base's.
                 let mut sent = sent.clone();
                 if !matches!(sent.get("name"), Some(Value::String(_))) {
                     let name: String =
-                        conn.query_row("SELECT name FROM model_bases WHERE id = ?1", [&base_id], |r| r.get(0))?;
+                        conn.query_row("SELECT name FROM model_bases WHERE id = ?1", [&base_id], |r| {
+                            r.get(0)
+                        })?;
                     sent.insert("name".into(), json!(name));
                 }
                 let model = normalize(&auth, &sent)?;
@@ -264,14 +295,19 @@ pub async fn add_versions(State(state): State<AppState>, auth: Auth, JsonBody(bo
 }
 
 /// PATCH persist/models/: replaces stored models (matched by id) with what was sent.
-pub async fn replace_models(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn replace_models(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
             let mut out = Vec::new();
             for item in array(&body, "the request")? {
                 let sent = object(item, "a Model")?;
-                let id = given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))?;
+                let id =
+                    given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))?;
                 let old = load_model(conn, &auth.account_id, &id)?;
                 let mut model = normalize(&auth, sent)?;
                 model.insert("model_base_id".into(), old["model_base_id"].clone());
@@ -310,14 +346,19 @@ fn preview(model: &Value) -> Value {
 
 /// PATCH persist/models/version [ModelPreview]: makes each named version the active one of its base
 /// (or inactive, for `active: false`); returns the updated previews.
-pub async fn set_active(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn set_active(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     state
         .db
         .tx(move |conn| {
             let mut ids = Vec::new();
             for item in array(&body, "the request")? {
                 let sent = object(item, "a ModelPreview")?;
-                let id = given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))?;
+                let id =
+                    given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))?;
                 let active = sent.get("active").and_then(Value::as_bool).unwrap_or(true);
                 let mut model = load_model(conn, &auth.account_id, &id)?;
                 model["active"] = json!(active);
@@ -338,7 +379,11 @@ pub async fn set_active(State(state): State<AppState>, auth: Auth, JsonBody(body
 
 /// DELETE persist/models/ QueryConstraints: deletes the matching models with their flags, files and
 /// downloads, and bases left without versions; returns how many models went.
-pub async fn delete_models(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn delete_models(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let query = Compiled::new(&body, MODEL_COLUMNS)?;
     let blobs = state.blobs.clone();
     state
@@ -377,13 +422,18 @@ pub async fn delete_models(State(state): State<AppState>, auth: Auth, JsonBody(b
 }
 
 /// POST persist/models/get.
-pub async fn get_models(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn get_models(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let (constraints, finished) = models_request(&body);
     let query = Compiled::new(&constraints, MODEL_COLUMNS)?;
     state
         .db
         .call(move |conn| {
-            let scope = if finished { format!("account_id = ? AND {FINISHED_SQL}") } else { "account_id = ?".into() };
+            let scope =
+                if finished { format!("account_id = ? AND {FINISHED_SQL}") } else { "account_id = ?".into() };
             let mut stmt = conn.prepare(&query.sql("SELECT json FROM models", &scope))?;
             let texts = stmt
                 .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
@@ -397,7 +447,11 @@ pub async fn get_models(State(state): State<AppState>, auth: Auth, JsonBody(body
 }
 
 /// POST persist/models/bases/get: `{id: ModelBase}` with one preview per version.
-pub async fn get_bases(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn get_bases(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let (constraints, finished) = models_request(&body);
     let query = Compiled::new(&constraints, BASE_COLUMNS)?;
     state

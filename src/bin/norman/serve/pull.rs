@@ -28,15 +28,27 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often downloaded_bytes is written while streaming.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-pub async fn upload_assets(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn upload_assets(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     submit(state, auth, body, Kind::Asset).await
 }
 
-pub async fn upload_inputs(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn upload_inputs(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     submit(state, auth, body, Kind::Input).await
 }
 
-pub async fn upload_outputs(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn upload_outputs(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     submit(state, auth, body, Kind::Output).await
 }
 
@@ -53,7 +65,8 @@ fn links(obj: &Map<String, Value>) -> ApiResult<Vec<String>> {
         .iter()
         .enumerate()
         .map(|(i, link)| {
-            let text = link.as_str().ok_or_else(|| ApiError::bad_request(format!("links[{i}] is not a string")))?;
+            let text =
+                link.as_str().ok_or_else(|| ApiError::bad_request(format!("links[{i}] is not a string")))?;
             // The link is not echoed: it may carry a signature or other secret.
             let url = reqwest::Url::parse(text)
                 .map_err(|e| ApiError::bad_request(format!("links[{i}] is not a valid URL: {e}")))?;
@@ -120,7 +133,8 @@ fn track_asset(
 ) -> ApiResult<(Target, Value)> {
     let mut model = load_model(conn, account_id, model_id)?;
     let asset_id = given_id(obj, "asset_id")?.filter(|_| i == 0).unwrap_or_else(new_id);
-    let existing = model["assets"].as_array().into_iter().flatten().find(|a| str_of(a, "id") == asset_id).cloned();
+    let existing =
+        model["assets"].as_array().into_iter().flatten().find(|a| str_of(a, "id") == asset_id).cloned();
     let asset = match existing {
         Some(asset) => asset,
         None => {
@@ -171,7 +185,8 @@ fn track_io(
     }
     let model = load_model(conn, account_id, model_id)?;
     let entity_id = given_id(obj, id_field)?.filter(|_| i == 0).unwrap_or_else(new_id);
-    let existing = invocation[list].as_array().into_iter().flatten().find(|s| str_of(s, "id") == entity_id).cloned();
+    let existing =
+        invocation[list].as_array().into_iter().flatten().find(|s| str_of(s, "id") == entity_id).cloned();
     let signature = match existing {
         Some(signature) => signature,
         None => {
@@ -299,7 +314,11 @@ async fn progress(state: &AppState, entity_id: &str, column: &'static str, value
 }
 
 /// GET file-pull/metadata/{entity_id}: the TrackedDownload, with its current counters.
-pub async fn metadata(State(state): State<AppState>, auth: Auth, Path(entity_id): Path<String>) -> ApiResult<RawJson> {
+pub async fn metadata(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(entity_id): Path<String>,
+) -> ApiResult<RawJson> {
     state
         .db
         .call(move |conn| {

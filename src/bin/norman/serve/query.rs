@@ -118,14 +118,15 @@ fn compile_filter(
     }
     let obj = node.as_object().ok_or_else(|| ApiError::bad_request("a filter must be a JSON object"))?;
     if let Some(children) = obj.get("children") {
-        let children = children
-            .as_array()
-            .ok_or_else(|| ApiError::bad_request("filter children must be an array"))?;
+        let children =
+            children.as_array().ok_or_else(|| ApiError::bad_request("filter children must be an array"))?;
         let join = match obj.get("join_condition") {
             None | Some(Value::Null) => "AND",
             Some(Value::String(s)) if s.eq_ignore_ascii_case("AND") => "AND",
             Some(Value::String(s)) if s.eq_ignore_ascii_case("OR") => "OR",
-            Some(other) => return Err(ApiError::bad_request(format!("join_condition {other} is not AND or OR"))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("join_condition {other} is not AND or OR")))
+            }
         };
         if children.is_empty() {
             // An empty clause constrains nothing.
@@ -189,7 +190,11 @@ fn scalar(value: &Value, operator: &str) -> ApiResult<SqlValue> {
             Some(i) => SqlValue::Integer(i),
             None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
         },
-        _ => return Err(ApiError::bad_request(format!("operator {operator}: values must be strings or numbers"))),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "operator {operator}: values must be strings or numbers"
+            )))
+        }
     })
 }
 
@@ -206,7 +211,9 @@ fn compile_sort(sort: &Value, columns: Columns) -> ApiResult<String> {
             None | Some(Value::Null) => "ASC",
             Some(Value::String(s)) if s.eq_ignore_ascii_case("ASC") => "ASC",
             Some(Value::String(s)) if s.eq_ignore_ascii_case("DESC") => "DESC",
-            Some(other) => return Err(ApiError::bad_request(format!("sort direction {other} is not ASC or DESC"))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("sort direction {other} is not ASC or DESC")))
+            }
         };
         terms.push(format!("{expr} {direction}"));
     }
@@ -243,13 +250,19 @@ mod tests {
 
     #[test]
     fn unknown_columns_and_operators_are_named() {
-        let err = Compiled::new(&json!({"filter": {"children": [{"table": "t", "column": "Secret", "value": 1}]}}), COLS)
-            .err()
-            .unwrap();
+        let err = Compiled::new(
+            &json!({"filter": {"children": [{"table": "t", "column": "Secret", "value": 1}]}}),
+            COLS,
+        )
+        .err()
+        .unwrap();
         assert!(err.detail.contains("`Secret`"), "{}", err.detail);
-        let err = Compiled::new(&json!({"filter": {"children": [{"table": "t", "operator": "~", "value": 1}]}}), COLS)
-            .err()
-            .unwrap();
+        let err = Compiled::new(
+            &json!({"filter": {"children": [{"table": "t", "operator": "~", "value": 1}]}}),
+            COLS,
+        )
+        .err()
+        .unwrap();
         assert!(err.detail.contains("`~`"), "{}", err.detail);
         assert!(Compiled::new(&json!({"page": {"limit": -1, "offset": 0}}), COLS).is_err());
     }

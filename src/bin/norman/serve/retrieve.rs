@@ -74,8 +74,9 @@ async fn serve(
     let (status, start, len) = match range {
         None | Some(RangeSpec::Ignore) => (StatusCode::OK, 0, size),
         Some(RangeSpec::Unsatisfiable) => {
-            let mut response = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("range outside 0-{size}"))
-                .into_response();
+            let mut response =
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("range outside 0-{size}"))
+                    .into_response();
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }

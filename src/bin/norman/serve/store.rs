@@ -84,7 +84,9 @@ fn set_target_flags(conn: &Connection, target: &Target, value: i64) -> ApiResult
 /// Re-derives the flags of the model (for an asset) or invocation (for an input or output).
 fn refresh_owner(conn: &Connection, target: &Target) -> ApiResult<()> {
     match (&target.kind, &target.invocation_id) {
-        (Kind::Asset, _) => refresh_model_flags(conn, &load_model(conn, &target.account_id, &target.model_id)?),
+        (Kind::Asset, _) => {
+            refresh_model_flags(conn, &load_model(conn, &target.account_id, &target.model_id)?)
+        }
         (_, Some(invocation_id)) => match load_invocation(conn, &target.account_id, invocation_id)? {
             Some(invocation) => refresh_invocation_flag(conn, &invocation),
             None => Ok(()),
@@ -109,7 +111,13 @@ pub fn finish_transfer(
 ) -> ApiResult<()> {
     record_blob(conn, blobs, target, file_name, size, checksum)?;
     set_target_flags(conn, target, FINISHED)?;
-    notify(conn, target, "Success", "File received", &format!("{} {} is stored", target.kind.as_str(), target.entity_id))?;
+    notify(
+        conn,
+        target,
+        "Success",
+        "File received",
+        &format!("{} {} is stored", target.kind.as_str(), target.entity_id),
+    )?;
     if target.kind == Kind::Input {
         echo(conn, blobs, target)?;
     }
@@ -171,16 +179,17 @@ pub fn find_blob(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    Ok(row.filter(|(_, m, i, _)| m == model_id && i.as_deref() == invocation_id).map(|(file_name, _, _, size)| Blob {
-        path: blobs.join(file_name),
-        size: size.max(0) as u64,
-    }))
+    Ok(row
+        .filter(|(_, m, i, _)| m == model_id && i.as_deref() == invocation_id)
+        .map(|(file_name, _, _, size)| Blob { path: blobs.join(file_name), size: size.max(0) as u64 }))
 }
 
 /// Removes an entity's blob from the index and the disk, if it has one.
 pub fn delete_blob(conn: &Connection, blobs: &Path, kind: &str, entity_id: &str) -> ApiResult<()> {
     let file: Option<String> = conn
-        .query_row("SELECT file_name FROM blobs WHERE kind = ?1 AND entity_id = ?2", [kind, entity_id], |r| r.get(0))
+        .query_row("SELECT file_name FROM blobs WHERE kind = ?1 AND entity_id = ?2", [kind, entity_id], |r| {
+            r.get(0)
+        })
         .optional()?;
     if let Some(file) = file {
         conn.execute("DELETE FROM blobs WHERE kind = ?1 AND entity_id = ?2", [kind, entity_id])?;
@@ -202,7 +211,14 @@ pub fn refresh_model_flags(conn: &Connection, model: &Value) -> ApiResult<()> {
         }
     }
     for (names, values) in groups {
-        flags::set(conn, str_of(model, "account_id"), str_of(model, "id"), "model", &names, flags::combine(&values))?;
+        flags::set(
+            conn,
+            str_of(model, "account_id"),
+            str_of(model, "id"),
+            "model",
+            &names,
+            flags::combine(&values),
+        )?;
     }
     Ok(())
 }
@@ -219,7 +235,10 @@ pub fn load_invocation(conn: &Connection, account_id: &str, invocation_id: &str)
 }
 
 pub fn save_invocation(conn: &Connection, invocation: &Value) -> ApiResult<()> {
-    conn.execute("UPDATE invocations SET json = ?1 WHERE id = ?2", params![invocation.to_string(), str_of(invocation, "id")])?;
+    conn.execute(
+        "UPDATE invocations SET json = ?1 WHERE id = ?2",
+        params![invocation.to_string(), str_of(invocation, "id")],
+    )?;
     Ok(())
 }
 
@@ -255,7 +274,13 @@ pub fn refresh_invocation_flag(conn: &Connection, invocation: &Value) -> ApiResu
     )
 }
 
-pub fn notify(conn: &Connection, target: &Target, severity: &str, title: &str, message: &str) -> ApiResult<()> {
+pub fn notify(
+    conn: &Connection,
+    target: &Target,
+    severity: &str,
+    title: &str,
+    message: &str,
+) -> ApiResult<()> {
     let model_name: Option<String> = conn
         .query_row("SELECT name FROM models WHERE id = ?1", [&target.model_id], |r| r.get(0))
         .optional()?;
@@ -282,7 +307,9 @@ pub fn notify(conn: &Connection, target: &Target, severity: &str, title: &str, m
 /// The echo model: a finished input becomes the output with the same index.
 fn echo(conn: &Connection, blobs: &Path, input: &Target) -> ApiResult<()> {
     let Some(invocation_id) = &input.invocation_id else { return Ok(()) };
-    let Some(mut invocation) = load_invocation(conn, &input.account_id, invocation_id)? else { return Ok(()) };
+    let Some(mut invocation) = load_invocation(conn, &input.account_id, invocation_id)? else {
+        return Ok(());
+    };
     let model = load_model(conn, &input.account_id, str_of(&invocation, "model_id"))?;
     if str_of(&model, "name") != "echo" {
         return Ok(());
@@ -294,7 +321,14 @@ fn echo(conn: &Connection, blobs: &Path, input: &Target) -> ApiResult<()> {
         // An invocation created without outputs gets ones mirroring its inputs.
         for sig in &inputs[outputs.len()..=index] {
             let output = mirror_signature(sig, &invocation);
-            flags::set(conn, &input.account_id, str_of(&output, "id"), "output", &flags::OUTPUT_FLAGS, flags::NOT_STARTED)?;
+            flags::set(
+                conn,
+                &input.account_id,
+                str_of(&output, "id"),
+                "output",
+                &flags::OUTPUT_FLAGS,
+                flags::NOT_STARTED,
+            )?;
             outputs.push(output);
         }
         invocation["outputs"] = Value::Array(outputs.clone());
@@ -358,9 +392,8 @@ pub fn fail_interrupted_transfers(conn: &mut Connection) -> ApiResult<()> {
         let mut stmt = tx.prepare(
             "SELECT kind, account_id, model_id, invocation_id, entity_id FROM pairings WHERE state = 'open'",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
         for row in rows {
             let (kind, account_id, model_id, invocation_id, entity_id) = row?;
             if let Some(kind) = Kind::parse(&kind) {
@@ -375,8 +408,14 @@ pub fn fail_interrupted_transfers(conn: &mut Connection) -> ApiResult<()> {
             }
         }
     }
-    tx.execute("UPDATE pairings SET state = 'expired', detail = 'the server restarted' WHERE state = 'open'", [])?;
-    tx.execute("UPDATE downloads SET state = 'error', detail = 'the server restarted' WHERE state = 'running'", [])?;
+    tx.execute(
+        "UPDATE pairings SET state = 'expired', detail = 'the server restarted' WHERE state = 'open'",
+        [],
+    )?;
+    tx.execute(
+        "UPDATE downloads SET state = 'error', detail = 'the server restarted' WHERE state = 'running'",
+        [],
+    )?;
     for target in targets {
         // The entity may be gone; a stale transfer must not stop the server from starting.
         let _ = fail_transfer(&tx, &target, "interrupted: the server restarted");
@@ -390,10 +429,16 @@ pub fn download_target(tracked: &Value) -> Option<Target> {
     let request = &tracked["download_request"];
     let (kind, invocation_id, entity_id) = match tracked["entity_type"].as_str()? {
         "Asset" => (Kind::Asset, None, str_of(&tracked["asset"], "id")),
-        "Input" => (Kind::Input, Some(str_of(&tracked["invocation"], "id")), str_of(&tracked["invocation_input"], "id")),
-        "Output" => {
-            (Kind::Output, Some(str_of(&tracked["invocation"], "id")), str_of(&tracked["invocation_output"], "id"))
-        }
+        "Input" => (
+            Kind::Input,
+            Some(str_of(&tracked["invocation"], "id")),
+            str_of(&tracked["invocation_input"], "id"),
+        ),
+        "Output" => (
+            Kind::Output,
+            Some(str_of(&tracked["invocation"], "id")),
+            str_of(&tracked["invocation_output"], "id"),
+        ),
         _ => return None,
     };
     Some(Target {

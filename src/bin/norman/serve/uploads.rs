@@ -83,7 +83,13 @@ fn socket_host(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let host = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }),
+        None => host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        }),
     };
     if host.is_empty() {
         "127.0.0.1".into()
@@ -110,7 +116,9 @@ pub async fn pair_asset(
             let model = load_model(conn, &account_id, &model_id)?;
             let known = model["assets"].as_array().into_iter().flatten().any(|a| str_of(a, "id") == asset_id);
             if !known {
-                return Err(ApiError::not_found(format!("asset {asset_id} is not an asset of model {model_id}")));
+                return Err(ApiError::not_found(format!(
+                    "asset {asset_id} is not an asset of model {model_id}"
+                )));
             }
             Ok(Target { kind: Kind::Asset, account_id, model_id, invocation_id: None, entity_id: asset_id })
         })
@@ -138,13 +146,24 @@ pub async fn pair_input(
             let invocation = store::load_invocation(conn, &account_id, &invocation_id)?
                 .ok_or_else(|| ApiError::not_found(format!("invocation {invocation_id} not found")))?;
             if str_of(&invocation, "model_id") != model_id {
-                return Err(ApiError::not_found(format!("invocation {invocation_id} is not of model {model_id}")));
+                return Err(ApiError::not_found(format!(
+                    "invocation {invocation_id} is not of model {model_id}"
+                )));
             }
-            let known = invocation["inputs"].as_array().into_iter().flatten().any(|i| str_of(i, "id") == input_id);
+            let known =
+                invocation["inputs"].as_array().into_iter().flatten().any(|i| str_of(i, "id") == input_id);
             if !known {
-                return Err(ApiError::not_found(format!("input {input_id} is not an input of invocation {invocation_id}")));
+                return Err(ApiError::not_found(format!(
+                    "input {input_id} is not an input of invocation {invocation_id}"
+                )));
             }
-            Ok(Target { kind: Kind::Input, account_id, model_id, invocation_id: Some(invocation_id), entity_id: input_id })
+            Ok(Target {
+                kind: Kind::Input,
+                account_id,
+                model_id,
+                invocation_id: Some(invocation_id),
+                entity_id: input_id,
+            })
         })
         .await?;
     let host = socket_host(&state, &headers);
@@ -240,7 +259,11 @@ fn lock(state: &AppState) -> std::sync::MutexGuard<'_, std::collections::HashMap
 }
 
 /// POST file-push/socket/complete {pairing_id, checksum}.
-pub async fn complete(State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
+pub async fn complete(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
     let obj = object(&body, "ChecksumRequest")?;
     let pairing_id = req_str(obj, "pairing_id")?.to_owned();
     let checksum: Checksum = req_str(obj, "checksum")?
@@ -275,7 +298,10 @@ pub async fn complete(State(state): State<AppState>, auth: Auth, JsonBody(body):
             let failure = Failure {
                 state: "failed",
                 status: StatusCode::UNPROCESSABLE_ENTITY,
-                detail: format!("the upload did not end within {} s of complete; nothing was stored", COMPLETE_WAIT.as_secs()),
+                detail: format!(
+                    "the upload did not end within {} s of complete; nothing was stored",
+                    COMPLETE_WAIT.as_secs()
+                ),
             };
             record_failure(&state, &pairing_id, &pending.target, &failure).await;
             return Err(failure.error());
@@ -299,8 +325,11 @@ pub async fn complete(State(state): State<AppState>, auth: Auth, JsonBody(body):
 
     let dest = state.blobs.join(&pending.file_name);
     if let Err(e) = part.commit(&dest).await {
-        let failure =
-            Failure { state: "failed", status: StatusCode::INTERNAL_SERVER_ERROR, detail: format!("storing the file: {e}") };
+        let failure = Failure {
+            state: "failed",
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: format!("storing the file: {e}"),
+        };
         record_failure(&state, &pairing_id, &pending.target, &failure).await;
         return Err(failure.error());
     }
@@ -351,7 +380,9 @@ async fn closed_pairing(state: &AppState, auth: &Auth, pairing_id: String) -> Ap
             match pairing_state.as_str() {
                 "completed" => ApiError::conflict(format!("pairing {pairing_id} was already completed")),
                 "expired" => ApiError::gone(format!("pairing {pairing_id} is no longer usable: {detail}")),
-                "open" => ApiError::conflict(format!("pairing {pairing_id} is being completed by another request")),
+                "open" => {
+                    ApiError::conflict(format!("pairing {pairing_id} is being completed by another request"))
+                }
                 _ => ApiError::conflict(format!("pairing {pairing_id} already failed: {detail}")),
             }
         }
