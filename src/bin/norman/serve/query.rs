@@ -242,7 +242,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.sql("SELECT json FROM models", "account_id = ?"),
-            "SELECT json FROM models WHERE (account_id = ?) AND ((name LIKE ?) OR (((id = ?) AND (name NOT IN (?, ?))))) \
+            "SELECT json FROM models WHERE (account_id = ?) AND ((name LIKE ?) OR ((id = ?) AND (name NOT IN (?, ?)))) \
              ORDER BY name DESC, rowid LIMIT ? OFFSET ?"
         );
         assert_eq!(c.params(vec![SqlValue::Text("acc".into())]).len(), 7);
