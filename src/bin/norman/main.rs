@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod serve;
 mod transfer;
 
 use std::io::Write;
@@ -62,6 +63,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the main job end to end on this machine and show what happened.
     Demo(demo::DemoArgs),
+    /// Run a local Norman backend (every route, upload sockets, SQLite metadata, blobs on disk).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +126,7 @@ fn run(command: Command) -> CliResult {
         Command::Pull(args) => transfer::pull(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

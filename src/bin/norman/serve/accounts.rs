@@ -1,0 +1,157 @@
+//! Accounts routes, served both under `authenticate/accounts` (current) and `persist/accounts` (§5).
+//! A token sees and changes only its own account; accounts it creates are new default-login accounts.
+
+use axum::extract::State;
+use rusqlite::params;
+use serde_json::{json, Value};
+
+use super::auth::{delete_credentials, insert_account, Auth};
+use super::db::parse;
+use super::http::{array, json, object, ordered_object, ApiError, ApiResult, JsonBody, RawJson};
+use super::query::{Columns, Compiled};
+use super::AppState;
+
+const COLUMNS: Columns =
+    &[("ID", "id"), ("Account_ID", "id"), ("Name", "name"), ("Creation_Time", "creation_time")];
+
+pub async fn get_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    let query = Compiled::new(&body, COLUMNS)?;
+    state
+        .db
+        .call(move |conn| {
+            let mut stmt = conn.prepare(&query.sql("SELECT id, json FROM accounts", "id = ?"))?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let entries =
+                rows.into_iter().map(|(id, text)| Ok((id, parse(&text)?))).collect::<ApiResult<Vec<_>>>()?;
+            Ok(ordered_object(entries))
+        })
+        .await
+}
+
+pub async fn create_accounts(
+    State(state): State<AppState>,
+    _auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    state
+        .db
+        .tx(move |conn| {
+            let mut created = Vec::new();
+            for item in array(&body, "the request")? {
+                let obj = object(item, "an Account")?;
+                super::http::req_str(obj, "name")?;
+                created.push(insert_account(conn, Some(obj))?);
+            }
+            Ok(json(Value::Array(created)))
+        })
+        .await
+}
+
+/// PUT [Account]: replaces the caller's account (matched by id); returns how many were replaced.
+pub async fn replace_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    state
+        .db
+        .tx(move |conn| {
+            let mut count = 0;
+            for item in array(&body, "the request")? {
+                let obj = object(item, "an Account")?;
+                let id = super::http::req_str(obj, "id")?;
+                let name = super::http::req_str(obj, "name")?;
+                if id != auth.account_id {
+                    continue;
+                }
+                let Some(old) = super::auth::load_account(conn, id)? else { continue };
+                let mut new = obj.clone();
+                if !matches!(new.get("creation_time"), Some(Value::String(_))) {
+                    new.insert("creation_time".into(), old["creation_time"].clone());
+                }
+                let new = Value::Object(new);
+                count += conn.execute(
+                    "UPDATE accounts SET name = ?1, creation_time = ?2, json = ?3 WHERE id = ?4",
+                    params![name, new["creation_time"].as_str(), new.to_string(), id],
+                )?;
+            }
+            Ok(json(json!(count)))
+        })
+        .await
+}
+
+/// PATCH {account: AccountUpdate, constraints}: sets the non-null fields on the caller's account if
+/// it matches the constraints; returns how many accounts changed.
+pub async fn update_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    let obj = object(&body, "the request")?;
+    let update = object(obj.get("account").unwrap_or(&Value::Null), "`account`")?.clone();
+    if let Some(name) = update.get("name") {
+        if !(name.is_null() || name.is_string()) {
+            return Err(ApiError::unprocessable("field `name` must be a string"));
+        }
+    }
+    let query = Compiled::new(obj.get("constraints").unwrap_or(&Value::Null), COLUMNS)?;
+    state
+        .db
+        .tx(move |conn| {
+            let sql = query.sql_unpaged("SELECT json FROM accounts", "id = ?");
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])),
+                    |r| r.get::<_, String>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut count = 0;
+            for text in rows {
+                let mut account = parse(&text)?;
+                for (key, value) in &update {
+                    // The id and creation time are the server's.
+                    if !value.is_null() && key != "id" && key != "creation_time" {
+                        account[key] = value.clone();
+                    }
+                }
+                count += conn.execute(
+                    "UPDATE accounts SET name = ?1, json = ?2 WHERE id = ?3",
+                    params![account["name"].as_str(), account.to_string(), auth.account_id],
+                )?;
+            }
+            Ok(json(json!(count)))
+        })
+        .await
+}
+
+/// DELETE QueryConstraints: deletes the caller's account (and its credentials) if it matches.
+pub async fn delete_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    let query = Compiled::new(&body, COLUMNS)?;
+    state
+        .db
+        .tx(move |conn| {
+            let sql = query.sql_unpaged("DELETE FROM accounts", "id = ?");
+            let count = conn.execute(
+                &sql,
+                rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])),
+            )?;
+            if count > 0 {
+                delete_credentials(conn, &auth.account_id)?;
+            }
+            Ok(json(json!(count)))
+        })
+        .await
+}

@@ -1,0 +1,163 @@
+//! HTTP plumbing: the error type every handler returns (`{"detail": ...}` bodies), the JSON body
+//! extractor (an empty body is `null`, as the Python SDK sends no body for an absent request object),
+//! ordered JSON output, and small helpers over `serde_json::Value`.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self { status, detail: detail.into() }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, detail)
+    }
+    pub fn gone(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, detail)
+    }
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "detail": self.detail }).to_string();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                ApiError::conflict("an object with this id (or unique value) already exists")
+            }
+            // Parameters are always bound, so this describes the query, never a client value.
+            _ => ApiError::internal(format!("database error: {e}")),
+        }
+    }
+}
+
+/// Unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("Not Found")
+}
+
+/// A JSON request body as a `Value`; no body (or only whitespace) is `Value::Null`.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), format!("reading the request body: {}", e.body_text())))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(Value::Null));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A JSON response built from text, so that object keys keep the order we put them in (serde_json's
+/// `Map` sorts them; a sorted query must come back in its order).
+pub struct RawJson(pub String);
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], self.0).into_response()
+    }
+}
+
+/// `{key: value, ...}` in the given order.
+pub fn ordered_object(entries: impl IntoIterator<Item = (String, Value)>) -> RawJson {
+    let mut out = String::from("{");
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    RawJson(out)
+}
+
+/// `Json(value)` with the content type set.
+pub fn json(value: Value) -> RawJson {
+    RawJson(value.to_string())
+}
+
+/// The body as a JSON object, or a 400 naming what was expected.
+pub fn object<'a>(value: &'a Value, what: &str) -> ApiResult<&'a Map<String, Value>> {
+    value.as_object().ok_or_else(|| ApiError::bad_request(format!("{what} must be a JSON object")))
+}
+
+/// The body as a JSON array (of objects checked by the caller).
+pub fn array<'a>(value: &'a Value, what: &str) -> ApiResult<&'a Vec<Value>> {
+    value.as_array().ok_or_else(|| ApiError::bad_request(format!("{what} must be a JSON array")))
+}
+
+/// A required string field.
+pub fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> ApiResult<&'a str> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(Value::Null) | None => Err(ApiError::unprocessable(format!("field `{field}` is required"))),
+        Some(_) => Err(ApiError::unprocessable(format!("field `{field}` must be a string"))),
+    }
+}
+
+/// An optional string field (absent or null is `None`; another type is a 422).
+pub fn opt_str<'a>(obj: &'a Map<String, Value>, field: &str) -> ApiResult<Option<&'a str>> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(ApiError::unprocessable(format!("field `{field}` must be a string"))),
+    }
+}
+
+/// An id the client may leave for the server to fill: absent, null, "" or "0".
+pub fn given_id(obj: &Map<String, Value>, field: &str) -> ApiResult<Option<String>> {
+    Ok(opt_str(obj, field)?.filter(|s| !s.is_empty() && *s != "0").map(str::to_owned))
+}
+
+/// A string field of a stored object (stored objects were validated on the way in).
+pub fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value.get(field).and_then(Value::as_str).unwrap_or("")
+}

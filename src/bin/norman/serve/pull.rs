@@ -1,0 +1,342 @@
+//! File pull: the backend fetches files from http(s) links in the background, hashing as it streams
+//! into a temporary file that is renamed into the blob store only when the whole body arrived.
+//!
+//! Each link becomes one entity: the first link goes to the id the request names (when it names
+//! one), each further link to a new asset / input / output appended to the model or invocation. The
+//! answer lists those entity ids; `file-pull/metadata/{entity_id}` tracks each download.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use norman::checksum::Hasher;
+use norman::socket::PartFile;
+use norman::Checksum;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::auth::Auth;
+use super::db::{new_id, now, parse};
+use super::flags;
+use super::http::{given_id, json, object, opt_str, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson};
+use super::models::{load_model, save_model};
+use super::store::{self, Kind, Target};
+use super::AppState;
+
+/// A link that sends nothing for this long is abandoned.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often downloaded_bytes is written while streaming.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+pub async fn upload_assets(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    submit(state, auth, body, Kind::Asset).await
+}
+
+pub async fn upload_inputs(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    submit(state, auth, body, Kind::Input).await
+}
+
+pub async fn upload_outputs(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<RawJson> {
+    submit(state, auth, body, Kind::Output).await
+}
+
+/// The links of a request, each checked to be an absolute http(s) URL.
+fn links(obj: &Map<String, Value>) -> ApiResult<Vec<String>> {
+    let links = obj
+        .get("links")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::unprocessable("field `links` must be a list of URLs"))?;
+    if links.is_empty() {
+        return Err(ApiError::unprocessable("field `links` is empty"));
+    }
+    links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| {
+            let text =
+                link.as_str().ok_or_else(|| ApiError::bad_request(format!("links[{i}] is not a string")))?;
+            // The link is not echoed: it may carry a signature or other secret.
+            let url = reqwest::Url::parse(text)
+                .map_err(|e| ApiError::bad_request(format!("links[{i}] is not a valid URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "links[{i}]: scheme `{}` is not allowed (http or https with a host only)",
+                    url.scheme()
+                )));
+            }
+            Ok(text.to_owned())
+        })
+        .collect()
+}
+
+async fn submit(state: AppState, auth: Auth, body: Value, kind: Kind) -> ApiResult<RawJson> {
+    let obj = object(&body, "the download request")?.clone();
+    auth.check_field(&obj)?;
+    let links = links(&obj)?;
+    let model_id = req_str(&obj, "model_id")?.to_owned();
+    let account_id = auth.account_id.clone();
+    let links_in = links.clone();
+    let jobs = state
+        .db
+        .tx(move |conn| {
+            let request = json!({ "account_id": account_id, "model_id": model_id, "links": links_in });
+            let mut jobs = Vec::new();
+            for (i, link) in links_in.iter().enumerate() {
+                let (target, tracked) = match kind {
+                    Kind::Asset => track_asset(conn, &obj, &account_id, &model_id, i)?,
+                    Kind::Input | Kind::Output => track_io(conn, &obj, kind, &account_id, &model_id, i)?,
+                };
+                let mut tracked = tracked;
+                tracked["download_request"] = request.clone();
+                tracked["file_link"] = json!(link);
+                tracked["entity_type"] = json!(kind.entity_type());
+                tracked["downloaded_bytes"] = json!(0);
+                tracked["total_bytes"] = json!(0);
+                tracked["file_checksum"] = json!("");
+                conn.execute(
+                    "INSERT OR REPLACE INTO downloads (entity_id, account_id, entity_type, state, json, update_time) \
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                    params![target.entity_id, account_id, kind.entity_type(), tracked.to_string(), now()],
+                )?;
+                store::start_transfer(conn, &target)?;
+                jobs.push((target, link.clone()));
+            }
+            Ok(jobs)
+        })
+        .await?;
+    let ids: Vec<Value> = jobs.iter().map(|(t, _)| json!(t.entity_id)).collect();
+    for (target, link) in jobs {
+        tokio::spawn(download(state.clone(), target, link));
+    }
+    Ok(json(Value::Array(ids)))
+}
+
+/// The asset link `i` fills, added to the model if new; and the TrackedAssetDownload fields.
+fn track_asset(
+    conn: &Connection,
+    obj: &Map<String, Value>,
+    account_id: &str,
+    model_id: &str,
+    i: usize,
+) -> ApiResult<(Target, Value)> {
+    let mut model = load_model(conn, account_id, model_id)?;
+    let asset_id = given_id(obj, "asset_id")?.filter(|_| i == 0).unwrap_or_else(new_id);
+    let existing =
+        model["assets"].as_array().into_iter().flatten().find(|a| str_of(a, "id") == asset_id).cloned();
+    let asset = match existing {
+        Some(asset) => asset,
+        None => {
+            let asset = json!({
+                "id": asset_id,
+                "account_id": account_id,
+                "model_id": model_id,
+                "asset_name": opt_str(obj, "asset_name")?.unwrap_or("File"),
+            });
+            match model["assets"].as_array_mut() {
+                Some(assets) => assets.push(asset.clone()),
+                None => model["assets"] = json!([asset.clone()]),
+            }
+            save_model(conn, &model)?;
+            let names = flags::asset_flag_names(str_of(&asset, "asset_name"));
+            flags::set(conn, account_id, &asset_id, "asset", &names, flags::NOT_STARTED)?;
+            asset
+        }
+    };
+    let target = Target {
+        kind: Kind::Asset,
+        account_id: account_id.to_owned(),
+        model_id: model_id.to_owned(),
+        invocation_id: None,
+        entity_id: asset_id,
+    };
+    Ok((target, json!({ "model": model, "asset": asset })))
+}
+
+/// The input or output link `i` fills, added to the invocation if new; and the tracked fields.
+fn track_io(
+    conn: &Connection,
+    obj: &Map<String, Value>,
+    kind: Kind,
+    account_id: &str,
+    model_id: &str,
+    i: usize,
+) -> ApiResult<(Target, Value)> {
+    let (list, id_field, tracked_field, names) = match kind {
+        Kind::Input => ("inputs", "input_id", "invocation_input", flags::INPUT_FLAGS),
+        _ => ("outputs", "output_id", "invocation_output", flags::OUTPUT_FLAGS),
+    };
+    let invocation_id = req_str(obj, "invocation_id")?;
+    let mut invocation = store::load_invocation(conn, account_id, invocation_id)?
+        .ok_or_else(|| ApiError::not_found(format!("invocation {invocation_id} not found")))?;
+    if str_of(&invocation, "model_id") != model_id {
+        return Err(ApiError::not_found(format!("invocation {invocation_id} is not of model {model_id}")));
+    }
+    let model = load_model(conn, account_id, model_id)?;
+    let entity_id = given_id(obj, id_field)?.filter(|_| i == 0).unwrap_or_else(new_id);
+    let existing =
+        invocation[list].as_array().into_iter().flatten().find(|s| str_of(s, "id") == entity_id).cloned();
+    let signature = match existing {
+        Some(signature) => signature,
+        None => {
+            let signature = json!({
+                "id": entity_id,
+                "account_id": account_id,
+                "model_id": model_id,
+                "signature_id": opt_str(obj, "signature_id")?.unwrap_or("0"),
+                "invocation_id": invocation_id,
+                "display_title": "",
+            });
+            match invocation[list].as_array_mut() {
+                Some(sigs) => sigs.push(signature.clone()),
+                None => invocation[list] = json!([signature.clone()]),
+            }
+            store::save_invocation(conn, &invocation)?;
+            flags::set(conn, account_id, &entity_id, kind.as_str(), &names, flags::NOT_STARTED)?;
+            signature
+        }
+    };
+    let target = Target {
+        kind,
+        account_id: account_id.to_owned(),
+        model_id: model_id.to_owned(),
+        invocation_id: Some(invocation_id.to_owned()),
+        entity_id,
+    };
+    let mut tracked = json!({ "model": model, "invocation": invocation });
+    tracked[tracked_field] = signature;
+    Ok((target, tracked))
+}
+
+/// The background half: fetch, then record the outcome.
+async fn download(state: AppState, target: Target, link: String) {
+    let file_name = new_id();
+    let dest = state.blobs.join(&file_name);
+    let outcome = match fetch(&state, &target, &link, &dest).await {
+        Ok((part, checksum, bytes)) => match part.commit(&dest).await {
+            Ok(()) => Ok((checksum, bytes)),
+            Err(e) => Err(format!("storing the file: {e}")),
+        },
+        Err(detail) => Err(detail),
+    };
+    let blobs = state.blobs.clone();
+    let recorded = state
+        .db
+        .tx(move |conn| match outcome {
+            Ok((checksum, bytes)) => {
+                conn.execute(
+                    "UPDATE downloads SET state = 'finished', downloaded_bytes = ?1, file_checksum = ?2, \
+                     update_time = ?3 WHERE entity_id = ?4",
+                    params![bytes as i64, checksum.to_hex(), now(), target.entity_id],
+                )?;
+                store::finish_transfer(conn, &blobs, &target, &file_name, bytes, &checksum.to_hex())
+            }
+            Err(detail) => {
+                conn.execute(
+                    "UPDATE downloads SET state = 'error', detail = ?1, update_time = ?2 WHERE entity_id = ?3",
+                    params![detail, now(), target.entity_id],
+                )?;
+                store::fail_transfer(conn, &target, &detail)
+            }
+        })
+        .await;
+    if let Err(e) = recorded {
+        let _ = std::fs::remove_file(&dest);
+        eprintln!("norman serve: recording a download: {}", e.detail);
+    }
+}
+
+async fn fetch(
+    state: &AppState,
+    target: &Target,
+    link: &str,
+    dest: &std::path::Path,
+) -> Result<(PartFile, Checksum, u64), String> {
+    // Errors leave the URL out: it may carry a secret.
+    let mut response =
+        state.http.get(link).send().await.map_err(|e| format!("fetching the link: {}", e.without_url()))?;
+    if !response.status().is_success() {
+        return Err(format!("the link answered HTTP {}", response.status()));
+    }
+    let total = response.content_length();
+    if let Some(total) = total {
+        progress(state, &target.entity_id, "total_bytes", total).await;
+    }
+    let mut part = PartFile::create_beside(dest).await.map_err(|e| e.to_string())?;
+    let mut hasher = Hasher::new();
+    let mut last = Instant::now();
+    loop {
+        let chunk = tokio::time::timeout(IDLE_TIMEOUT, response.chunk())
+            .await
+            .map_err(|_| format!("the link sent nothing for {} s", IDLE_TIMEOUT.as_secs()))?
+            .map_err(|e| format!("reading the link: {}", e.without_url()))?;
+        let Some(chunk) = chunk else { break };
+        hasher.update(&chunk);
+        part.writer().write_all(&chunk).await.map_err(|e| format!("writing the file: {e}"))?;
+        if last.elapsed() >= PROGRESS_EVERY {
+            progress(state, &target.entity_id, "downloaded_bytes", hasher.len()).await;
+            last = Instant::now();
+        }
+    }
+    if let Some(total) = total {
+        if hasher.len() != total {
+            return Err(format!("the link sent {} of the {total} bytes it announced", hasher.len()));
+        }
+    }
+    Ok((part, hasher.digest(), hasher.len()))
+}
+
+async fn progress(state: &AppState, entity_id: &str, column: &'static str, value: u64) {
+    let entity_id = entity_id.to_owned();
+    // Progress is advisory: a failed write must not fail the download.
+    let _ = state
+        .db
+        .call(move |conn| {
+            let sql = match column {
+                "total_bytes" => "UPDATE downloads SET total_bytes = ?1 WHERE entity_id = ?2",
+                _ => "UPDATE downloads SET downloaded_bytes = ?1 WHERE entity_id = ?2",
+            };
+            conn.execute(sql, params![value as i64, entity_id])?;
+            Ok(())
+        })
+        .await;
+}
+
+/// GET file-pull/metadata/{entity_id}: the TrackedDownload, with its current counters.
+pub async fn metadata(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(entity_id): Path<String>,
+) -> ApiResult<RawJson> {
+    state
+        .db
+        .call(move |conn| {
+            let row: Option<(String, i64, i64, String)> = conn
+                .query_row(
+                    "SELECT json, downloaded_bytes, total_bytes, file_checksum FROM downloads \
+                     WHERE entity_id = ?1 AND account_id = ?2",
+                    [&entity_id, &auth.account_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let (text, downloaded, total, checksum) =
+                row.ok_or_else(|| ApiError::not_found(format!("no download tracked for {entity_id}")))?;
+            let mut tracked = parse(&text)?;
+            tracked["downloaded_bytes"] = json!(downloaded);
+            tracked["total_bytes"] = json!(total);
+            tracked["file_checksum"] = json!(checksum);
+            Ok(json(tracked))
+        })
+        .await
+}
