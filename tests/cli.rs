@@ -174,5 +174,8 @@ fn demo_verifies_a_round_trip() {
     let out = norman().args(["demo", "--size-mib", "8"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("verified: the stored file is byte-identical to the source"), "{stdout}");
+    assert!(
+        stdout.contains("verified: the file pulled back is byte-identical to the one pushed"),
+        "{stdout}"
+    );
 }

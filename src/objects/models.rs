@@ -136,7 +136,11 @@ pub struct Model {
 impl Model {
     /// A model to create (ids "0": the backend assigns them): an external API model answering JSON
     /// to POST requests. Set the other fields as needed before creating it.
-    pub fn new(account_id: impl Into<String>, name: impl Into<String>, version_label: impl Into<String>) -> Self {
+    pub fn new(
+        account_id: impl Into<String>,
+        name: impl Into<String>,
+        version_label: impl Into<String>,
+    ) -> Self {
         Model {
             id: default_id(),
             account_id: account_id.into(),
@@ -161,6 +165,23 @@ impl Model {
             http_headers: BTreeMap::new(),
             user_added_tags: Vec::new(),
         }
+    }
+
+    /// Adds an asset slot (e.g. "File", "Logo") to a model about to be created; the backend assigns
+    /// its id, which uploads and retrieves then name.
+    pub fn with_asset(mut self, asset_name: impl Into<String>) -> Self {
+        let asset = ModelAsset {
+            account_id: self.account_id.clone(),
+            asset_name: asset_name.into(),
+            ..ModelAsset::default()
+        };
+        self.assets.push(asset);
+        self
+    }
+
+    /// The id of this model's asset named `asset_name`.
+    pub fn asset_id(&self, asset_name: &str) -> Option<&str> {
+        self.assets.iter().find(|a| a.asset_name == asset_name).map(|a| a.id.as_str())
     }
 }
 

@@ -86,3 +86,59 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// A real `norman serve` process on a free loopback port, stopped (SIGTERM, then kill) on drop.
+pub struct Serve {
+    child: std::process::Child,
+    pub base_url: String,
+}
+
+impl Serve {
+    pub fn start(data_dir: &std::path::Path, extra: &[&str]) -> Serve {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_norman"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn norman serve");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("first line");
+        let base_url = line
+            .trim()
+            .strip_prefix("norman serve listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Serve { child, base_url }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait().expect("wait for norman serve")
+    }
+
+    pub fn config(&self) -> norman::AppConfig {
+        norman::AppConfig {
+            base_url: self.base_url.clone(),
+            timeout: std::time::Duration::from_secs(10),
+            ..norman::AppConfig::default()
+        }
+    }
+
+    pub fn http(&self) -> norman::http::HttpClient {
+        norman::http::HttpClient::new(&self.config()).expect("client")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,7 +6,7 @@
 //!    memory (ru_maxrss from wait4) is its own.
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -92,7 +92,8 @@ pub fn run(args: BenchArgs) -> CliResult {
 
 fn loopback_runs(dir: &Path, args: &BenchArgs, fused: f64, secrets: &StreamSecrets) -> CliResult {
     let src = dir.join("source.bin");
-    write_test_file(&src, args.size_mib).map_err(|e| format!("writing {}: {e}", src.display()))?;
+    crate::write_pseudo_random(&src, args.size_mib * MIB as u64)
+        .map_err(|e| format!("writing {}: {e}", src.display()))?;
     let mut runs: Vec<(usize, Sink)> = args.chunk_sizes.iter().map(|&c| (c, Sink::Stream)).collect();
     if let Some(&last) = args.chunk_sizes.last() {
         runs.push((last, Sink::File));
@@ -192,23 +193,6 @@ fn loopback(
         sender_peak_kib,
         receiver_peak_kib,
     })
-}
-
-fn write_test_file(path: &Path, size_mib: u64) -> std::io::Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut block = vec![0u8; MIB];
-    let mut x = 0x2545f4914f6cdd1du64;
-    for word in block.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        word.copy_from_slice(&x.to_le_bytes());
-    }
-    for i in 0..size_mib {
-        block[..8].copy_from_slice(&i.to_le_bytes());
-        file.write_all(&block)?;
-    }
-    file.flush()
 }
 
 fn write_pairing(path: &Path, secrets: &StreamSecrets, port: u16) -> CliResult<()> {

@@ -1,14 +1,16 @@
-//! `norman demo`: the main job, end to end on this machine. Generates a file, uploads it through the
-//! encrypted upload stream to a receiver on loopback (the backend's side of the protocol), and checks
-//! that the checksum the sender computed, the one the receiver computed, and an independent pass over
-//! both files agree.
+//! `norman demo`: the main job, end to end on this machine. Starts an embedded Norman backend on a
+//! temporary data dir, signs up, creates a model, pushes a generated file through the encrypted upload
+//! socket, pulls it back through the retrieve route, and verifies every checksum.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use norman::socket::{ReceiveOptions, SocketClient, StreamSecrets, UploadReceiver};
+use norman::http::HttpClient;
+use norman::objects::Model;
+use norman::services::{UploadTarget, Uploads};
 use norman::AppConfig;
 
+use crate::serve::{self, ServeOptions};
 use crate::{print_line, CliResult};
 
 #[derive(clap::Args)]
@@ -19,94 +21,94 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> CliResult {
-    let dir = tempdir()?;
-    let result = demo(&dir, args.size_mib);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn demo(dir: &Path, size_mib: u64) -> CliResult {
-    let size = size_mib * 1024 * 1024;
-    let src = dir.join("model.bin");
-    let out = dir.join("received.bin");
-    print_line(&format!("1. generating {size_mib} MiB of test data in {}", src.display()))?;
-    write_pseudo_random(&src, size).map_err(|e| format!("{}: {e}", src.display()))?;
-
-    let secrets = StreamSecrets::generate(32);
-    let config = AppConfig { chunk_size: 1 << 20, ..AppConfig::from_env().map_err(|e| e.to_string())? };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let (sent, received, secs) = runtime
-        .block_on(async {
-            let options = ReceiveOptions { expected_size: Some(size), ..ReceiveOptions::default() };
-            let receiver = UploadReceiver::bind("127.0.0.1:0", secrets.clone(), options).await?;
-            let addr = receiver.local_addr()?;
-            let pairing = secrets.to_response("demo-pairing", "127.0.0.1", addr.port());
-            print_line(&format!(
-                "2. pairing issued: upload socket {addr}, fresh 32-byte key, 12-byte nonce, 32-byte header"
-            ))
-            .map_err(norman::Error::InvalidArgument)?;
-            let out = out.clone();
-            let receiving = tokio::spawn(async move { receiver.receive_to_file(&out).await });
-            let start = Instant::now();
-            let sent = SocketClient::new(config).write_file_and_digest(&pairing, &src).await?;
-            let received = receiving
-                .await
-                .map_err(|e| norman::Error::InvalidArgument(format!("receiver task: {e}")))??;
-            Ok::<_, norman::Error>((sent, received, start.elapsed().as_secs_f64()))
-        })
-        .map_err(|e| e.to_string())?;
-    print_line(&format!(
-        "3. sent {} bytes encrypted (ChaCha20) in {:.2} s: {:.0} MB/s; sender checksum   {}",
-        sent.bytes,
-        secs,
-        sent.bytes as f64 / secs / 1e6,
-        sent.checksum
-    ))?;
-    print_line(&format!(
-        "4. receiver stored {} bytes;                          receiver checksum {}",
-        received.bytes, received.checksum
-    ))?;
-
-    let (src_sum, _) = norman::checksum::checksum_file(&src).map_err(|e| e.to_string())?;
-    let (out_sum, out_len) = norman::checksum::checksum_file(&out).map_err(|e| e.to_string())?;
-    print_line(&format!("5. independent xxh3-64 of the source {src_sum}, of the stored file {out_sum}"))?;
-    if sent.checksum != received.checksum || src_sum != out_sum || src_sum != sent.checksum || out_len != size
-    {
-        return Err("checksums disagree: the round trip is NOT verified".into());
-    }
-    print_line("verified: the stored file is byte-identical to the source")
-}
-
-fn tempdir() -> CliResult<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "norman-demo-{}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(dir)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(demo(&dir, args.size_mib));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
-fn write_pseudo_random(path: &Path, size: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut x = 0x853c49e6748fea9bu64;
-    let mut left = size;
-    let mut block = vec![0u8; 1 << 16];
-    while left > 0 {
-        for word in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(block.len() as u64) as usize;
-        file.write_all(&block[..n])?;
-        left -= n as u64;
+async fn demo(dir: &Path, size_mib: u64) -> CliResult {
+    let size = size_mib * 1024 * 1024;
+    let server = serve::start(ServeOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.join("backend"),
+        pairing_ttl: Duration::from_secs(60),
+    })
+    .await?;
+    print_line(&format!(
+        "1. embedded Norman backend listening on {} (data in {})",
+        server.base_url(),
+        dir.display()
+    ))?;
+    let outcome = round_trip(dir, size, server.base_url()).await;
+    server.shutdown().await?;
+    outcome
+}
+
+async fn round_trip(dir: &Path, size: u64, base_url: &str) -> CliResult {
+    let e = |e: norman::Error| e.to_string();
+    let config =
+        AppConfig { base_url: base_url.to_owned(), chunk_size: 1 << 20, ..AppConfig::from_env().map_err(e)? };
+    let anonymous = HttpClient::new(&config).map_err(e)?;
+    let login = anonymous.authenticate().signup_default().await.map_err(e)?;
+    let (Some(account), Some(token)) = (login.account, login.access_token) else {
+        return Err("signup returned no account or no token".into());
+    };
+    let http = anonymous.with_token(token.expose().clone());
+    print_line(&format!("2. signed up: account {} (token held as a secret)", account.id))?;
+
+    let model = Model::new(&account.id, "demo-model", "v1").with_asset("File");
+    let model =
+        http.persist().create_models(&[model]).await.map_err(e)?.into_values().next().ok_or("no model")?;
+    let asset_id = model.asset_id("File").ok_or("the model came back without its File asset")?.to_owned();
+    print_line(&format!("3. created model {} ({}) with asset File ({asset_id})", model.name, model.id))?;
+
+    let src = dir.join("model-weights.bin");
+    crate::write_pseudo_random(&src, size).map_err(|err| format!("{}: {err}", src.display()))?;
+    let (source_sum, _) = norman::checksum::checksum_file(&src).map_err(|err| err.to_string())?;
+    print_line(&format!("4. generated {} MiB of weights, xxh3-64 {source_sum}", size >> 20))?;
+
+    let target = UploadTarget::Asset {
+        account_id: account.id.clone(),
+        model_id: model.id.clone(),
+        asset_id: asset_id.clone(),
+    };
+    let start = Instant::now();
+    let pushed = Uploads::new(&http, &config).push_file(&target, &src, |_, _| {}).await.map_err(e)?;
+    let secs = start.elapsed().as_secs_f64();
+    print_line(&format!(
+        "5. pushed {} bytes encrypted through the upload socket in {secs:.2} s ({:.0} MB/s), checksum {} accepted",
+        pushed.bytes,
+        pushed.bytes as f64 / secs / 1e6,
+        pushed.checksum
+    ))?;
+
+    let flags = http.status_flags().get_flags_of(&[&model.id]).await.map_err(e)?;
+    let model_flags = flags.get(&model.id).map(Vec::as_slice).unwrap_or(&[]);
+    let state = norman::objects::entity_state(model_flags);
+    print_line(&format!("6. model status flags: {state:?} ({} flags)", model_flags.len()))?;
+
+    let out = dir.join("pulled.bin");
+    let start = Instant::now();
+    let stream = http.retrieve().get_model_asset(&account.id, &model.id, &asset_id, None).await.map_err(e)?;
+    let (pulled, pulled_sum) = crate::transfer::save_stream(stream, &out, |_| {}).await?;
+    let secs = start.elapsed().as_secs_f64();
+    print_line(&format!(
+        "7. pulled {pulled} bytes back in {secs:.2} s ({:.0} MB/s), xxh3-64 {pulled_sum}",
+        pulled as f64 / secs / 1e6
+    ))?;
+
+    if pushed.checksum != source_sum || pulled_sum != source_sum || pulled != size {
+        return Err("checksums disagree: the round trip is NOT verified".into());
     }
-    file.flush()
+    print_line("verified: the file pulled back is byte-identical to the one pushed")
 }

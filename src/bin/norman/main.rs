@@ -171,3 +171,24 @@ pub fn print_line(line: &str) -> CliResult {
     writeln!(std::io::stdout(), "{line}").map_err(|e| format!("writing to stdout: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Writes `size` bytes of cheap pseudo-random data (xorshift64), for demos and benchmarks.
+pub fn write_pseudo_random(path: &Path, size: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut x = 0x853c49e6748fea9bu64;
+    let mut left = size;
+    let mut block = vec![0u8; 1 << 16];
+    while left > 0 {
+        for word in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.flush()
+}
