@@ -326,6 +326,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn parse_base_url(raw: &str) -> Result<Url> {
+    if raw.contains('<') {
+        return Err(Error::InvalidConfig(format!(
+            "base_url {raw:?} is a placeholder: set it (or NORMAN_BASE_URL) to your Norman API, e.g. http://127.0.0.1:8080/v0/"
+        )));
+    }
     let mut url = Url::parse(raw.trim())
         .map_err(|e| Error::InvalidConfig(format!("base_url {raw:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -363,7 +368,7 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_config_errors() {
-        for bad in ["", "not a url", "ftp://h/v0", "mailto:x@y"] {
+        for bad in ["", "not a url", "ftp://h/v0", "mailto:x@y", crate::config::DEFAULT_BASE_URL] {
             let err = HttpClient::new(&AppConfig { base_url: bad.into(), ..AppConfig::default() });
             assert!(matches!(err, Err(Error::InvalidConfig(_))), "{bad:?}");
         }

@@ -179,3 +179,58 @@ fn demo_verifies_a_round_trip() {
         "{stdout}"
     );
 }
+
+#[test]
+fn push_and_pull_through_a_real_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&dir.path().join("data"), &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (token, account_id, model) = runtime.block_on(async {
+        let login = serve.http().authenticate().signup_default().await.unwrap();
+        let token = login.access_token.unwrap().expose().clone();
+        let account_id = login.account.unwrap().id;
+        let http = serve.http().with_token(token.clone());
+        let model = norman::objects::Model::new(&account_id, "cli-model", "v1").with_asset("File");
+        let model = http.persist().create_models(&[model]).await.unwrap().into_values().next().unwrap();
+        (token, account_id, model)
+    });
+    let asset = format!("{account_id}/{}/{}", model.id, model.asset_id("File").unwrap());
+    let content = random_bytes(2 * 1024 * 1024 + 1, 21);
+    let src = dir.path().join("weights.bin");
+    std::fs::write(&src, &content).unwrap();
+    let with_env = |cmd: &mut Command| {
+        cmd.env("NORMAN_BASE_URL", &serve.base_url).env("NORMAN_TOKEN", &token);
+    };
+
+    let mut push = norman();
+    push.args(["push", "--asset", &asset]).arg(&src);
+    with_env(&mut push);
+    let out = push.output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let sum = Checksum::of(&content).to_hex();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("{sum}  {}", src.display())));
+
+    let dest = dir.path().join("pulled.bin");
+    let mut pull = norman();
+    pull.args(["pull", "--asset", &asset, "--out"]).arg(&dest);
+    with_env(&mut pull);
+    let out = pull.output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sum));
+    assert!(std::fs::read(&dest).unwrap() == content);
+
+    let out =
+        norman().args(["push", "--asset", &asset]).arg(&src).env_remove("NORMAN_TOKEN").output().unwrap();
+    assert_clean_failure(&out, "NORMAN_TOKEN");
+    let mut bad = norman();
+    bad.args(["pull", "--asset", "only/two", "--out"]).arg(&dest);
+    with_env(&mut bad);
+    assert_clean_failure(&bad.output().unwrap(), "--asset expects 3 non-empty parts");
+    let mut missing = norman();
+    missing
+        .args(["pull", "--output", &format!("{account_id}/{}/no-inv/no-out", model.id), "--out"])
+        .arg(dir.path().join("x"));
+    with_env(&mut missing);
+    assert_clean_failure(&missing.output().unwrap(), "404");
+    assert!(!dir.path().join("x").exists());
+}

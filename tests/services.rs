@@ -369,3 +369,94 @@ async fn invalid_input_gets_clear_errors() {
     let err = HttpClient::new(&dead).unwrap().authenticate().signup_default().await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn password_and_key_logins_factors_and_accounts() {
+    use norman::objects::{
+        AccountIdPasswordLoginRequest, ApiKeyLoginRequest, NamePasswordLoginRequest,
+        RegisterAuthFactorRequest,
+    };
+    use norman::Sensitive;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[]);
+    let auth = serve.http();
+    let password = Sensitive::new("correct horse battery staple".to_string());
+    let account = auth.authenticate().signup_with_password("ada", &password).await.unwrap();
+    assert_eq!(account.name, "ada");
+    let by_name = auth
+        .authenticate()
+        .login_password_name(&NamePasswordLoginRequest::new("ada", password.clone()))
+        .await
+        .unwrap();
+    assert_eq!(by_name.account.as_ref().unwrap().id, account.id);
+    let by_id = auth
+        .authenticate()
+        .login_password_account_id(&AccountIdPasswordLoginRequest::new(&account.id, password.clone()))
+        .await
+        .unwrap();
+    let token = by_id.access_token.unwrap().expose().clone();
+    let wrong = auth
+        .authenticate()
+        .login_password_name(&NamePasswordLoginRequest::new("ada", Sensitive::new("nope".to_string())))
+        .await
+        .unwrap_err();
+    assert!(wrong.http_status().is_some_and(|s| s == 401 || s == 403), "{wrong}");
+    assert!(!wrong.to_string().contains("correct horse"));
+
+    let http = auth.with_token(token);
+    let factors = http.authenticate().get_authentication_factors(&account.id).await.unwrap();
+    assert_eq!(factors.account_id, account.id);
+    let key = http
+        .authenticate()
+        .generate_api_key(&RegisterAuthFactorRequest::new(&account.id, None))
+        .await
+        .unwrap();
+    let key = key.as_str().expect("the key as a JSON string").to_owned();
+    let with_key =
+        auth.authenticate().login_with_key(&ApiKeyLoginRequest::new(&account.id, key)).await.unwrap();
+    assert_eq!(with_key.account.unwrap().id, account.id);
+
+    let (login, api_key) = auth.authenticate().signup_with_key("grace").await.unwrap();
+    assert_eq!(login.account.unwrap().name, "grace");
+    assert!(api_key.is_some_and(|k| !k.expose().is_empty()));
+
+    let accounts = http.authenticate().get_accounts(None).await.unwrap();
+    assert_eq!(accounts.get(&account.id).map(|a| a.name.as_str()), Some("ada"));
+}
+
+#[tokio::test]
+async fn model_versions_bases_updates_and_history() {
+    use norman::objects::{GetModelsRequest, ModelPreview};
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[]);
+    let (http, _, account_id) = signed_up(&serve).await;
+    let v1 = create_model(&http, &account_id, "versioned").await;
+    let mut v2 = Model::new(&account_id, "versioned", "v2");
+    v2.model_base_id = v1.model_base_id.clone();
+    let v2 = http.persist().create_model_versions(&[v2]).await.unwrap().into_values().next().unwrap();
+    assert_eq!(v2.model_base_id, v1.model_base_id);
+    assert_ne!(v2.id, v1.id);
+
+    let bases = http.persist().get_model_bases(&GetModelsRequest::default()).await.unwrap();
+    let base = bases.get(&v1.model_base_id).expect("the base");
+    assert_eq!(base.model_previews.len(), 2, "{base:?}");
+
+    let preview = ModelPreview {
+        id: v1.id.clone(),
+        model_base_id: v1.model_base_id.clone(),
+        active: true,
+        ..base.model_previews.iter().find(|p| p.id == v1.id).unwrap().clone()
+    };
+    let updated = http.persist().update_model_versions(&[preview]).await.unwrap();
+    assert!(updated.iter().any(|p| p.id == v1.id && p.active), "{updated:?}");
+
+    let mut renamed = v2.clone();
+    renamed.short_description = "now described".into();
+    let patched = http.persist().update_models(&[renamed]).await.unwrap();
+    assert_eq!(patched.get(&v2.id).map(|m| m.short_description.as_str()), Some("now described"));
+
+    let invocation =
+        http.persist().create_invocations(&[Invocation::new(&account_id, &v1.id)]).await.unwrap().remove(0);
+    let history = http.persist().get_invocation_history(None).await.unwrap();
+    assert!(history.contains_key(&invocation.id), "{history:?}");
+}

@@ -63,9 +63,18 @@ impl Authenticate<'_> {
         self.http.json(Method::PUT, "authenticate/signup/default", None::<&()>).await
     }
 
-    /// `PUT authenticate/signup/key` {name}: a new account that logs in with API keys.
-    pub async fn signup_with_key(&self, name: &str) -> Result<LoginResponse> {
-        self.http.json(Method::PUT, "authenticate/signup/key", Some(&json!({ "name": name }))).await
+    /// `PUT authenticate/signup/key` {name}: a new account that logs in with API keys. Returns the
+    /// login and, when the backend issues one with the account, its first API key.
+    pub async fn signup_with_key(&self, name: &str) -> Result<(LoginResponse, Option<Sensitive<String>>)> {
+        let mut answer: Value =
+            self.http.json(Method::PUT, "authenticate/signup/key", Some(&json!({ "name": name }))).await?;
+        let api_key =
+            answer.get_mut("api_key").and_then(|k| k.as_str().map(|k| Sensitive::new(k.to_owned())));
+        let login = serde_json::from_value(answer).map_err(|e| crate::Error::Decode {
+            what: "signup/key response".into(),
+            message: e.to_string(),
+        })?;
+        Ok((login, api_key))
     }
 
     /// `PUT authenticate/signup/password` {name, password}.

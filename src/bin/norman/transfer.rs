@@ -44,10 +44,10 @@ pub struct PullArgs {
 
 /// The configured client: NORMAN_BASE_URL and friends, and the token from NORMAN_TOKEN.
 pub fn client_from_env() -> CliResult<(AppConfig, HttpClient)> {
-    let config = AppConfig::from_env().map_err(|e| e.to_string())?;
-    let http = HttpClient::new(&config).map_err(|e| e.to_string())?;
     let token =
         std::env::var("NORMAN_TOKEN").map_err(|_| "NORMAN_TOKEN is not set: log in and export the token")?;
+    let config = AppConfig::from_env().map_err(|e| e.to_string())?;
+    let http = HttpClient::new(&config).map_err(|e| e.to_string())?;
     Ok((config, http.with_token(token)))
 }
 
