@@ -35,3 +35,20 @@ impl tokio::io::AsyncWrite for InlineFileWriter {
         Poll::Ready(Ok(()))
     }
 }
+
+/// A `std::fs::File` as an `AsyncRead` that reads in place through [`blocking_io`], straight into
+/// the caller's buffer: no intermediate buffer and no thread hand-off per read (tokio's own `File`
+/// does both). See [`blocking_io`] for why reading on this thread beats a reader thread.
+pub struct InlineFileReader(pub std::fs::File);
+
+impl tokio::io::AsyncRead for InlineFileReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = blocking_io(|| io::Read::read(&mut self.0, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}

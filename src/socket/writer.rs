@@ -131,28 +131,8 @@ impl UploadStream {
     /// Sends a whole file, read straight into the send buffer (no copy beyond the kernel's) on this
     /// task's thread: see [`crate::streaming::blocking_io`] for why that beats a reader thread.
     /// Returns the number of bytes read.
-    pub async fn write_file(&mut self, mut file: std::fs::File) -> Result<u64> {
-        use std::io::Read;
-        self.check_open()?;
-        let mut total = 0u64;
-        loop {
-            if self.filled == self.wire.len() {
-                self.flush().await?;
-            }
-            let n = match crate::streaming::blocking_io(|| file.read(&mut self.wire[self.filled..])) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) => {
-                    return Err(self.fail(Error::Io { during: "reading the file to upload", source: e }))
-                }
-            };
-            let start = self.filled;
-            if let Err(e) = self.state.seal_in_place(&mut self.wire[start..start + n]) {
-                return Err(self.fail(e));
-            }
-            self.filled += n;
-            total += n as u64;
-        }
+    pub async fn write_file(&mut self, file: std::fs::File) -> Result<u64> {
+        self.write_from(&mut crate::streaming::InlineFileReader(file)).await
     }
 
     /// Hands every buffered byte to the socket, waiting as long as the receiver needs (up to the
