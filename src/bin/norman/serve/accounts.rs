@@ -6,8 +6,7 @@ use rusqlite::params;
 use serde_json::{json, Value};
 
 use super::auth::{delete_credentials, insert_account, Auth};
-use super::db::parse;
-use super::http::{array, json, object, ordered_object, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{array, json, object, ApiError, ApiResult, JsonBody, RawJson};
 use super::query::{Columns, Compiled};
 use super::AppState;
 
@@ -22,17 +21,7 @@ pub async fn get_accounts(
     let query = Compiled::new(&body, COLUMNS)?;
     state
         .db
-        .call(move |conn| {
-            let mut stmt = conn.prepare(&query.sql("SELECT id, json FROM accounts", "id = ?"))?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let entries =
-                rows.into_iter().map(|(id, text)| Ok((id, parse(&text)?))).collect::<ApiResult<Vec<_>>>()?;
-            Ok(ordered_object(entries))
-        })
+        .call(move |conn| query.select_by_id(conn, "accounts", "id = ?", vec![auth.account_id.into()]))
         .await
 }
 
@@ -106,17 +95,14 @@ pub async fn update_accounts(
     state
         .db
         .tx(move |conn| {
-            let sql = query.sql_unpaged("SELECT json FROM accounts", "id = ?");
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt
-                .query_map(
-                    rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])),
-                    |r| r.get::<_, String>(0),
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
+            let accounts = query.select_json_unpaged(
+                conn,
+                "accounts",
+                "id = ?",
+                vec![auth.account_id.clone().into()],
+            )?;
             let mut count = 0;
-            for text in rows {
-                let mut account = parse(&text)?;
+            for mut account in accounts {
                 for (key, value) in &update {
                     // The id and creation time are the server's.
                     if !value.is_null() && key != "id" && key != "creation_time" {

@@ -118,8 +118,7 @@ async fn query(
                 }
                 None => "account_id = ?",
             };
-            let mut stmt = conn.prepare(&query.sql(select, scope))?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(query.params(scope_params)), |r| {
+            let rows = query.query_map(conn, select, scope, scope_params, |r| {
                 let value: i64 = r.get(5)?;
                 Ok((
                     r.get::<_, String>(2)?,
@@ -136,8 +135,7 @@ async fn query(
             // Group by entity, keeping the order of first appearance.
             let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
             let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-            for row in rows {
-                let (entity, flag) = row?;
+            for (entity, flag) in rows {
                 match index.get(&entity) {
                     Some(&i) => groups[i].1.push(flag),
                     None => {

@@ -5,11 +5,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use super::auth::Auth;
-use super::db::{new_id, now, parse};
+use super::db::{new_id, now};
 use super::flags;
-use super::http::{
-    array, given_id, json, object, ordered_object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson,
-};
+use super::http::{array, given_id, json, object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson};
 use super::models::load_model;
 use super::query::{Columns, Compiled};
 use super::store::mirror_signature;
@@ -183,15 +181,7 @@ pub async fn get_invocations(
     state
         .db
         .call(move |conn| {
-            let mut stmt = conn.prepare(&query.sql("SELECT id, json FROM invocations", "account_id = ?"))?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let entries =
-                rows.into_iter().map(|(id, t)| Ok((id, parse(&t)?))).collect::<ApiResult<Vec<_>>>()?;
-            Ok(ordered_object(entries))
+            query.select_by_id(conn, "invocations", "account_id = ?", vec![auth.account_id.into()])
         })
         .await
 }
@@ -206,13 +196,8 @@ pub async fn get_notifications(
     state
         .db
         .call(move |conn| {
-            let mut stmt = conn.prepare(&query.sql("SELECT json FROM notifications", "account_id = ?"))?;
-            let texts = stmt
-                .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let items = texts.iter().map(|t| parse(t)).collect::<ApiResult<Vec<_>>>()?;
+            let items =
+                query.select_json(conn, "notifications", "account_id = ?", vec![auth.account_id.into()])?;
             Ok(json(Value::Array(items)))
         })
         .await

@@ -389,16 +389,10 @@ pub async fn delete_models(
     state
         .db
         .tx(move |conn| {
-            let sql = query.sql_unpaged("SELECT json FROM models", "account_id = ?");
-            let mut stmt = conn.prepare(&sql)?;
-            let texts = stmt
-                .query_map(rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])), |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let models =
+                query.select_json_unpaged(conn, "models", "account_id = ?", vec![auth.account_id.clone().into()])?;
             let mut count = 0;
-            for text in texts {
-                let model = parse(&text)?;
+            for model in models {
                 let id = model["id"].as_str().unwrap_or_default();
                 let mut entities = vec![id.to_owned()];
                 for asset in model["assets"].as_array().into_iter().flatten() {
@@ -434,13 +428,7 @@ pub async fn get_models(
         .call(move |conn| {
             let scope =
                 if finished { format!("account_id = ? AND {FINISHED_SQL}") } else { "account_id = ?".into() };
-            let mut stmt = conn.prepare(&query.sql("SELECT json FROM models", &scope))?;
-            let texts = stmt
-                .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let models = texts.iter().map(|t| parse(t)).collect::<ApiResult<Vec<_>>>()?;
+            let models = query.select_json(conn, "models", &scope, vec![auth.account_id.into()])?;
             Ok(models_out(models))
         })
         .await
@@ -457,12 +445,7 @@ pub async fn get_bases(
     state
         .db
         .call(move |conn| {
-            let mut stmt = conn.prepare(&query.sql("SELECT json FROM model_bases", "account_id = ?"))?;
-            let texts = stmt
-                .query_map(rusqlite::params_from_iter(query.params(vec![auth.account_id.into()])), |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let bases = query.select_json(conn, "model_bases", "account_id = ?", vec![auth.account_id.into()])?;
             let versions_sql = if finished {
                 format!("SELECT json FROM models WHERE model_base_id = ?1 AND {FINISHED_SQL} ORDER BY rowid")
             } else {
@@ -470,8 +453,7 @@ pub async fn get_bases(
             };
             let mut versions = conn.prepare(&versions_sql)?;
             let mut out = Vec::new();
-            for text in texts {
-                let mut base = parse(&text)?;
+            for mut base in bases {
                 let id = base["id"].as_str().unwrap_or_default().to_owned();
                 let previews = versions
                     .query_map([&id], |r| r.get::<_, String>(0))?

@@ -5,9 +5,11 @@
 //! route queries one kind of object.
 
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, Row};
 use serde_json::{Map, Value};
 
-use super::http::{ApiError, ApiResult};
+use super::db::parse;
+use super::http::{ordered_object, ApiError, ApiResult, RawJson};
 
 /// Column name as clients spell it -> SQL expression over the route's table (constant text only).
 pub type Columns = &'static [(&'static str, &'static str)];
@@ -83,6 +85,76 @@ impl Compiled {
         all.extend(self.filter_params.iter().cloned());
         all
     }
+
+    /// Runs [`Compiled::sql`] (filtered, ordered and paged) with `scope_params` and maps every row.
+    pub fn query_map<T>(
+        &self,
+        conn: &Connection,
+        select: &str,
+        scope: &str,
+        scope_params: Vec<SqlValue>,
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> ApiResult<Vec<T>> {
+        rows(conn, &self.sql(select, scope), self.params(scope_params), f)
+    }
+
+    /// The parsed `json` column of the rows of `table` in `scope` matching the constraints, in their
+    /// order and page.
+    pub fn select_json(
+        &self,
+        conn: &Connection,
+        table: &str,
+        scope: &str,
+        scope_params: Vec<SqlValue>,
+    ) -> ApiResult<Vec<Value>> {
+        let texts = self.query_map(conn, &format!("SELECT json FROM {table}"), scope, scope_params, |r| {
+            r.get::<_, String>(0)
+        })?;
+        texts.iter().map(|t| parse(t)).collect()
+    }
+
+    /// As [`Compiled::select_json`], but every matching row: no order or page (before an UPDATE or
+    /// DELETE of what matched).
+    pub fn select_json_unpaged(
+        &self,
+        conn: &Connection,
+        table: &str,
+        scope: &str,
+        scope_params: Vec<SqlValue>,
+    ) -> ApiResult<Vec<Value>> {
+        let sql = self.sql_unpaged(&format!("SELECT json FROM {table}"), scope);
+        let texts = rows(conn, &sql, self.params_unpaged(scope_params), |r| r.get::<_, String>(0))?;
+        texts.iter().map(|t| parse(t)).collect()
+    }
+
+    /// `{id: object}` of the rows of `table` in `scope` matching the constraints, keyed by their `id`
+    /// column, in their order and page.
+    pub fn select_by_id(
+        &self,
+        conn: &Connection,
+        table: &str,
+        scope: &str,
+        scope_params: Vec<SqlValue>,
+    ) -> ApiResult<RawJson> {
+        let rows =
+            self.query_map(conn, &format!("SELECT id, json FROM {table}"), scope, scope_params, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+        let entries =
+            rows.into_iter().map(|(id, text)| Ok((id, parse(&text)?))).collect::<ApiResult<Vec<_>>>()?;
+        Ok(ordered_object(entries))
+    }
+}
+
+fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<SqlValue>,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> ApiResult<Vec<T>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), f)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 fn page_number(page: &Map<String, Value>, field: &str) -> ApiResult<Option<i64>> {
