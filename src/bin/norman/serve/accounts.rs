@@ -6,7 +6,7 @@ use rusqlite::params;
 use serde_json::{json, Value};
 
 use super::auth::{delete_credentials, insert_account, Auth};
-use super::http::{array, json, object, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{each_object, json, object, ApiError, ApiResult, JsonBody, RawJson};
 use super::query::{Columns, Compiled};
 use super::AppState;
 
@@ -33,12 +33,10 @@ pub async fn create_accounts(
     state
         .db
         .tx(move |conn| {
-            let mut created = Vec::new();
-            for item in array(&body, "the request")? {
-                let obj = object(item, "an Account")?;
+            let created = each_object(&body, "an Account", |obj| {
                 super::http::req_str(obj, "name")?;
-                created.push(insert_account(conn, Some(obj))?);
-            }
+                insert_account(conn, Some(obj))
+            })?;
             Ok(json(Value::Array(created)))
         })
         .await
@@ -53,26 +51,24 @@ pub async fn replace_accounts(
     state
         .db
         .tx(move |conn| {
-            let mut count = 0;
-            for item in array(&body, "the request")? {
-                let obj = object(item, "an Account")?;
+            let counts = each_object(&body, "an Account", |obj| {
                 let id = super::http::req_str(obj, "id")?;
                 let name = super::http::req_str(obj, "name")?;
                 if id != auth.account_id {
-                    continue;
+                    return Ok(0);
                 }
-                let Some(old) = super::auth::load_account(conn, id)? else { continue };
+                let Some(old) = super::auth::load_account(conn, id)? else { return Ok(0) };
                 let mut new = obj.clone();
                 if !matches!(new.get("creation_time"), Some(Value::String(_))) {
                     new.insert("creation_time".into(), old["creation_time"].clone());
                 }
                 let new = Value::Object(new);
-                count += conn.execute(
+                Ok(conn.execute(
                     "UPDATE accounts SET name = ?1, creation_time = ?2, json = ?3 WHERE id = ?4",
                     params![name, new["creation_time"].as_str(), new.to_string(), id],
-                )?;
-            }
-            Ok(json(json!(count)))
+                )?)
+            })?;
+            Ok(json(json!(counts.iter().sum::<usize>())))
         })
         .await
 }

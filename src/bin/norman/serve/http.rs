@@ -134,6 +134,16 @@ pub fn array<'a>(value: &'a Value, what: &str) -> ApiResult<&'a Vec<Value>> {
     value.as_array().ok_or_else(|| ApiError::bad_request(format!("{what} must be a JSON array")))
 }
 
+/// `f` of each item of the request array `body`, in order, stopping at the first error; each item
+/// must be an object (`what` names one in errors).
+pub fn each_object<T>(
+    body: &Value,
+    what: &str,
+    mut f: impl FnMut(&Map<String, Value>) -> ApiResult<T>,
+) -> ApiResult<Vec<T>> {
+    array(body, "the request")?.iter().map(|item| f(object(item, what)?)).collect()
+}
+
 /// A required string field.
 pub fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> ApiResult<&'a str> {
     match obj.get(field) {

@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 use super::auth::Auth;
 use super::db::{new_id, now};
 use super::flags;
-use super::http::{array, given_id, json, object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{
+    each_object, given_id, json, object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson,
+};
 use super::models::load_model;
 use super::query::{Columns, Compiled};
 use super::store::mirror_signature;
@@ -126,10 +128,7 @@ pub async fn create_invocations(
     state
         .db
         .tx(move |conn| {
-            let mut out = Vec::new();
-            for item in array(&body, "the request")? {
-                out.push(create(conn, &auth, object(item, "an Invocation")?)?);
-            }
+            let out = each_object(&body, "an Invocation", |sent| create(conn, &auth, sent))?;
             Ok(json(Value::Array(out)))
         })
         .await

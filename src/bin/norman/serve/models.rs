@@ -9,7 +9,7 @@ use super::auth::Auth;
 use super::db::{new_id, now, parse};
 use super::flags;
 use super::http::{
-    array, given_id, json, object, ordered_object, req_str, ApiError, ApiResult, JsonBody, RawJson,
+    each_object, given_id, json, ordered_object, req_str, ApiError, ApiResult, JsonBody, RawJson,
 };
 use super::query::{Columns, Compiled};
 use super::{store, AppState};
@@ -182,6 +182,20 @@ fn insert_model(conn: &Connection, mut model: Map<String, Value>, base_id: &str)
     Ok(model)
 }
 
+/// Saves a stored model (version `id`); an active one becomes the only active version of its base.
+fn save_version(conn: &Connection, model: &Value, id: &str) -> ApiResult<()> {
+    save_model(conn, model)?;
+    if model["active"] == json!(true) {
+        deactivate_siblings(conn, model["model_base_id"].as_str().unwrap_or_default(), id)?;
+    }
+    Ok(())
+}
+
+/// The `id` a request item must carry.
+fn required_id(sent: &Map<String, Value>) -> ApiResult<String> {
+    given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))
+}
+
 fn deactivate_siblings(conn: &Connection, base_id: &str, active_id: &str) -> ApiResult<()> {
     conn.execute(
         "UPDATE models SET json = json_set(json, '$.active', json('false')) WHERE model_base_id = ?1 AND id != ?2",
@@ -240,9 +254,7 @@ pub async fn create_models(
     state
         .db
         .tx(move |conn| {
-            let mut out = Vec::new();
-            for item in array(&body, "the request")? {
-                let sent = object(item, "a Model")?;
+            let out = each_object(&body, "a Model", |sent| {
                 let model = normalize(&auth, sent)?;
                 let base_id = match given_id(sent, "model_base_id")? {
                     Some(base_id) => {
@@ -254,8 +266,8 @@ pub async fn create_models(
                         insert_base(conn, &auth.account_id, name)?
                     }
                 };
-                out.push(insert_model(conn, model, &base_id)?);
-            }
+                insert_model(conn, model, &base_id)
+            })?;
             Ok(models_out(out))
         })
         .await
@@ -270,9 +282,7 @@ pub async fn add_versions(
     state
         .db
         .tx(move |conn| {
-            let mut out = Vec::new();
-            for item in array(&body, "the request")? {
-                let sent = object(item, "a Model")?;
+            let out = each_object(&body, "a Model", |sent| {
                 let base_id = given_id(sent, "model_base_id")?.ok_or_else(|| {
                     ApiError::unprocessable("a new version needs the `model_base_id` of its base")
                 })?;
@@ -287,8 +297,8 @@ pub async fn add_versions(
                     sent.insert("name".into(), json!(name));
                 }
                 let model = normalize(&auth, &sent)?;
-                out.push(insert_model(conn, model, &base_id)?);
-            }
+                insert_model(conn, model, &base_id)
+            })?;
             Ok(models_out(out))
         })
         .await
@@ -303,11 +313,8 @@ pub async fn replace_models(
     state
         .db
         .tx(move |conn| {
-            let mut out = Vec::new();
-            for item in array(&body, "the request")? {
-                let sent = object(item, "a Model")?;
-                let id =
-                    given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))?;
+            let out = each_object(&body, "a Model", |sent| {
+                let id = required_id(sent)?;
                 let old = load_model(conn, &auth.account_id, &id)?;
                 let mut model = normalize(&auth, sent)?;
                 model.insert("model_base_id".into(), old["model_base_id"].clone());
@@ -315,13 +322,10 @@ pub async fn replace_models(
                     model.insert("creation_time".into(), old["creation_time"].clone());
                 }
                 let model = Value::Object(model);
-                save_model(conn, &model)?;
-                if model["active"] == json!(true) {
-                    deactivate_siblings(conn, model["model_base_id"].as_str().unwrap_or_default(), &id)?;
-                }
+                save_version(conn, &model, &id)?;
                 create_asset_flags(conn, &model)?;
-                out.push(model);
-            }
+                Ok(model)
+            })?;
             Ok(models_out(out))
         })
         .await
@@ -354,20 +358,14 @@ pub async fn set_active(
     state
         .db
         .tx(move |conn| {
-            let mut ids = Vec::new();
-            for item in array(&body, "the request")? {
-                let sent = object(item, "a ModelPreview")?;
-                let id =
-                    given_id(sent, "id")?.ok_or_else(|| ApiError::unprocessable("field `id` is required"))?;
+            let ids = each_object(&body, "a ModelPreview", |sent| {
+                let id = required_id(sent)?;
                 let active = sent.get("active").and_then(Value::as_bool).unwrap_or(true);
                 let mut model = load_model(conn, &auth.account_id, &id)?;
                 model["active"] = json!(active);
-                save_model(conn, &model)?;
-                if active {
-                    deactivate_siblings(conn, model["model_base_id"].as_str().unwrap_or_default(), &id)?;
-                }
-                ids.push(id);
-            }
+                save_version(conn, &model, &id)?;
+                Ok(id)
+            })?;
             let mut out = Vec::new();
             for id in ids {
                 out.push(preview(&load_model(conn, &auth.account_id, &id)?));
