@@ -244,6 +244,16 @@ fn models_out(models: Vec<Value>) -> RawJson {
     ordered_object(models.into_iter().map(|m| (m["id"].as_str().unwrap_or_default().to_owned(), m)))
 }
 
+/// Runs `f` on each Model of the request in one transaction; `{id: Model}` of what it returns.
+async fn each_model(
+    state: AppState,
+    auth: Auth,
+    body: Value,
+    f: fn(&Connection, &Auth, &Map<String, Value>) -> ApiResult<Value>,
+) -> ApiResult<RawJson> {
+    state.db.tx(move |conn| Ok(models_out(each_object(&body, "a Model", |sent| f(conn, &auth, sent))?))).await
+}
+
 /// POST persist/models/: creates each model under its `model_base_id`, or under a new base named
 /// after it when that is "0" or absent.
 pub async fn create_models(
@@ -251,26 +261,22 @@ pub async fn create_models(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    state
-        .db
-        .tx(move |conn| {
-            let out = each_object(&body, "a Model", |sent| {
-                let model = normalize(&auth, sent)?;
-                let base_id = match given_id(sent, "model_base_id")? {
-                    Some(base_id) => {
-                        check_base(conn, &auth.account_id, &base_id)?;
-                        base_id
-                    }
-                    None => {
-                        let name = model.get("name").and_then(Value::as_str).unwrap_or_default();
-                        insert_base(conn, &auth.account_id, name)?
-                    }
-                };
-                insert_model(conn, model, &base_id)
-            })?;
-            Ok(models_out(out))
-        })
-        .await
+    each_model(state, auth, body, create_model).await
+}
+
+fn create_model(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Value> {
+    let model = normalize(auth, sent)?;
+    let base_id = match given_id(sent, "model_base_id")? {
+        Some(base_id) => {
+            check_base(conn, &auth.account_id, &base_id)?;
+            base_id
+        }
+        None => {
+            let name = model.get("name").and_then(Value::as_str).unwrap_or_default();
+            insert_base(conn, &auth.account_id, name)?
+        }
+    };
+    insert_model(conn, model, &base_id)
 }
 
 /// POST persist/models/version: adds each model as a new version of its existing base.
@@ -279,29 +285,22 @@ pub async fn add_versions(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    state
-        .db
-        .tx(move |conn| {
-            let out = each_object(&body, "a Model", |sent| {
-                let base_id = given_id(sent, "model_base_id")?.ok_or_else(|| {
-                    ApiError::unprocessable("a new version needs the `model_base_id` of its base")
-                })?;
-                check_base(conn, &auth.account_id, &base_id)?;
-                // A version without a name takes its base's.
-                let mut sent = sent.clone();
-                if !matches!(sent.get("name"), Some(Value::String(_))) {
-                    let name: String =
-                        conn.query_row("SELECT name FROM model_bases WHERE id = ?1", [&base_id], |r| {
-                            r.get(0)
-                        })?;
-                    sent.insert("name".into(), json!(name));
-                }
-                let model = normalize(&auth, &sent)?;
-                insert_model(conn, model, &base_id)
-            })?;
-            Ok(models_out(out))
-        })
-        .await
+    each_model(state, auth, body, add_version).await
+}
+
+fn add_version(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Value> {
+    let base_id = given_id(sent, "model_base_id")?
+        .ok_or_else(|| ApiError::unprocessable("a new version needs the `model_base_id` of its base"))?;
+    check_base(conn, &auth.account_id, &base_id)?;
+    // A version without a name takes its base's.
+    let mut sent = sent.clone();
+    if !matches!(sent.get("name"), Some(Value::String(_))) {
+        let name: String =
+            conn.query_row("SELECT name FROM model_bases WHERE id = ?1", [&base_id], |r| r.get(0))?;
+        sent.insert("name".into(), json!(name));
+    }
+    let model = normalize(auth, &sent)?;
+    insert_model(conn, model, &base_id)
 }
 
 /// PATCH persist/models/: replaces stored models (matched by id) with what was sent.
@@ -310,25 +309,21 @@ pub async fn replace_models(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    state
-        .db
-        .tx(move |conn| {
-            let out = each_object(&body, "a Model", |sent| {
-                let id = required_id(sent)?;
-                let old = load_model(conn, &auth.account_id, &id)?;
-                let mut model = normalize(&auth, sent)?;
-                model.insert("model_base_id".into(), old["model_base_id"].clone());
-                if !matches!(sent.get("creation_time"), Some(Value::String(_))) {
-                    model.insert("creation_time".into(), old["creation_time"].clone());
-                }
-                let model = Value::Object(model);
-                save_version(conn, &model, &id)?;
-                create_asset_flags(conn, &model)?;
-                Ok(model)
-            })?;
-            Ok(models_out(out))
-        })
-        .await
+    each_model(state, auth, body, replace_model).await
+}
+
+fn replace_model(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Value> {
+    let id = required_id(sent)?;
+    let old = load_model(conn, &auth.account_id, &id)?;
+    let mut model = normalize(auth, sent)?;
+    model.insert("model_base_id".into(), old["model_base_id"].clone());
+    if !matches!(sent.get("creation_time"), Some(Value::String(_))) {
+        model.insert("creation_time".into(), old["creation_time"].clone());
+    }
+    let model = Value::Object(model);
+    save_version(conn, &model, &id)?;
+    create_asset_flags(conn, &model)?;
+    Ok(model)
 }
 
 fn preview(model: &Value) -> Value {

@@ -322,20 +322,11 @@ mod tests {
 
     #[test]
     fn unknown_columns_and_operators_are_named() {
-        let err = Compiled::new(
-            &json!({"filter": {"children": [{"table": "t", "column": "Secret", "value": 1}]}}),
-            COLS,
-        )
-        .err()
-        .unwrap();
-        assert!(err.detail.contains("`Secret`"), "{}", err.detail);
-        let err = Compiled::new(
-            &json!({"filter": {"children": [{"table": "t", "operator": "~", "value": 1}]}}),
-            COLS,
-        )
-        .err()
-        .unwrap();
-        assert!(err.detail.contains("`~`"), "{}", err.detail);
+        let detail = |constraints: Value| Compiled::new(&constraints, COLS).err().unwrap().detail;
+        let err = detail(json!({"filter": {"children": [{"table": "t", "column": "Secret", "value": 1}]}}));
+        assert!(err.contains("`Secret`"), "{err}");
+        let err = detail(json!({"filter": {"children": [{"table": "t", "operator": "~", "value": 1}]}}));
+        assert!(err.contains("`~`"), "{err}");
         assert!(Compiled::new(&json!({"page": {"limit": -1, "offset": 0}}), COLS).is_err());
     }
 }
