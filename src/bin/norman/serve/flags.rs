@@ -2,6 +2,7 @@
 //! the earlier API (§5, legacy numbering). Values are stored in the current numbering.
 
 use axum::extract::State;
+use axum::routing::{post, MethodRouter};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
@@ -157,42 +158,9 @@ pub async fn get_flags(
     query(state, auth, body, None).await
 }
 
-pub async fn legacy_model(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    query(state, auth, body, Some("model")).await
-}
-
-pub async fn legacy_asset(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    query(state, auth, body, Some("asset")).await
-}
-
-pub async fn legacy_invocation(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    query(state, auth, body, Some("invocation")).await
-}
-
-pub async fn legacy_input(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    query(state, auth, body, Some("input")).await
-}
-
-pub async fn legacy_output(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    query(state, auth, body, Some("output")).await
+/// The per-entity route of the earlier API for flags of `entity_type`, in the legacy numbering.
+pub fn legacy(entity_type: &'static str) -> MethodRouter<AppState> {
+    post(move |State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody| {
+        query(state, auth, body, Some(entity_type))
+    })
 }

@@ -194,6 +194,10 @@ pub fn run(args: ServeArgs) -> CliResult {
 }
 
 fn router(state: AppState) -> Router {
+    let account_routes = post(accounts::create_accounts)
+        .put(accounts::replace_accounts)
+        .patch(accounts::update_accounts)
+        .delete(accounts::delete_accounts);
     let v0 = Router::new()
         // Authenticate: no token needed.
         .route("/authenticate/login/default/{account_id}", post(auth::login_default))
@@ -215,22 +219,10 @@ fn router(state: AppState) -> Router {
         .route("/authenticate/register/email/verify/{email}/{code}", post(auth::register_email_verify))
         .route("/authenticate/register/email/resend/otp", post(auth::register_email_resend))
         .route("/authenticate/accounts/get", post(accounts::get_accounts))
-        .route(
-            "/authenticate/accounts",
-            post(accounts::create_accounts)
-                .put(accounts::replace_accounts)
-                .patch(accounts::update_accounts)
-                .delete(accounts::delete_accounts),
-        )
+        .route("/authenticate/accounts", account_routes.clone())
         // §5: accounts under persist.
         .route("/persist/accounts/get", post(accounts::get_accounts))
-        .route(
-            "/persist/accounts",
-            post(accounts::create_accounts)
-                .put(accounts::replace_accounts)
-                .patch(accounts::update_accounts)
-                .delete(accounts::delete_accounts),
-        )
+        .route("/persist/accounts", account_routes)
         // Persist.
         .route("/persist/models/get", post(models::get_models))
         .route("/persist/models/bases/get", post(models::get_bases))
@@ -250,11 +242,11 @@ fn router(state: AppState) -> Router {
         .route("/persist/notifications/get", post(invocations::get_notifications))
         .route("/persist/flags/get", post(flags::get_flags))
         // §5: legacy per-entity flag routes.
-        .route("/persist/model/flags/get", post(flags::legacy_model))
-        .route("/persist/asset/flags/get", post(flags::legacy_asset))
-        .route("/persist/invocation/flags/get", post(flags::legacy_invocation))
-        .route("/persist/input/flags/get", post(flags::legacy_input))
-        .route("/persist/output/flags/get", post(flags::legacy_output))
+        .route("/persist/model/flags/get", flags::legacy("model"))
+        .route("/persist/asset/flags/get", flags::legacy("asset"))
+        .route("/persist/invocation/flags/get", flags::legacy("invocation"))
+        .route("/persist/input/flags/get", flags::legacy("input"))
+        .route("/persist/output/flags/get", flags::legacy("output"))
         // File push.
         .route("/file-push/socket/pair/asset", post(uploads::pair_asset))
         .route("/file-push/socket/pair/input", post(uploads::pair_input))
