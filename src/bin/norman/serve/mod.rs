@@ -253,9 +253,9 @@ fn router(state: AppState) -> Router {
         .route("/file-push/socket/complete", post(uploads::complete))
         // File pull.
         .route("/file-pull/metadata/{entity_id}", get(pull::metadata))
-        .route("/file-pull/upload/assets", post(pull::upload_assets))
-        .route("/file-pull/upload/inputs", post(pull::upload_inputs))
-        .route("/file-pull/upload/outputs", post(pull::upload_outputs))
+        .route("/file-pull/upload/assets", pull::upload(store::Kind::Asset))
+        .route("/file-pull/upload/inputs", pull::upload(store::Kind::Input))
+        .route("/file-pull/upload/outputs", pull::upload(store::Kind::Output))
         // Retrieve.
         .route("/retrieve/asset/{account_id}/{model_id}/{asset_id}", get(retrieve::asset))
         .route("/retrieve/input/{account_id}/{model_id}/{invocation_id}/{input_id}", get(retrieve::input))

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
+use axum::routing::{post, MethodRouter};
 use norman::checksum::Hasher;
 use norman::socket::PartFile;
 use norman::Checksum;
@@ -28,28 +29,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often downloaded_bytes is written while streaming.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-pub async fn upload_assets(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    submit(state, auth, body, Kind::Asset).await
-}
-
-pub async fn upload_inputs(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    submit(state, auth, body, Kind::Input).await
-}
-
-pub async fn upload_outputs(
-    State(state): State<AppState>,
-    auth: Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<RawJson> {
-    submit(state, auth, body, Kind::Output).await
+/// `file-pull/upload/{assets,inputs,outputs}`: links to download into entities of `kind`.
+pub fn upload(kind: Kind) -> MethodRouter<AppState> {
+    post(move |State(state): State<AppState>, auth: Auth, JsonBody(body): JsonBody| {
+        submit(state, auth, body, kind)
+    })
 }
 
 /// The links of a request, each checked to be an absolute http(s) URL.
