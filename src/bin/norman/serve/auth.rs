@@ -347,9 +347,7 @@ pub async fn login_email_otp(State(state): State<AppState>, JsonBody(body): Json
     state
         .db
         .call(move |conn| {
-            let known: Option<String> = conn
-                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
-                .optional()?;
+            let known = email_owner(conn, &email)?;
             // The answer is the same either way, so it does not tell who has an account.
             if known.is_some() {
                 send_otp(conn, &email)?;
@@ -370,9 +368,7 @@ pub async fn login_email_otp_verify(
     state
         .db
         .call(move |conn| {
-            let account_id: Option<String> = conn
-                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
-                .optional()?;
+            let account_id = email_owner(conn, &email)?;
             let account_id = account_id.ok_or_else(login_failed)?;
             check_otp(conn, &email, &code)?;
             conn.execute("UPDATE emails SET verified = 1 WHERE email = ?1", [&email])?;
@@ -429,9 +425,7 @@ pub async fn signup_email(State(state): State<AppState>, JsonBody(body): JsonBod
     state
         .db
         .tx(move |conn| {
-            let taken: Option<String> = conn
-                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
-                .optional()?;
+            let taken = email_owner(conn, &email)?;
             if taken.is_some() {
                 return Err(ApiError::conflict("this email already belongs to an account"));
             }
@@ -562,9 +556,7 @@ pub async fn register_email(
             let obj = object(&body, "RegisterEmailRequest")?;
             check_factor_request(conn, &auth, obj)?;
             let email = email_field(obj)?;
-            let owner: Option<String> =
-                conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
-            match owner {
+            match email_owner(conn, &email)? {
                 Some(owner) if owner != auth.account_id => {
                     return Err(ApiError::conflict("this email already belongs to another account"))
                 }
@@ -591,12 +583,7 @@ pub async fn register_email_verify(
     state
         .db
         .call(move |conn| {
-            let owner: Option<String> = conn
-                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
-                .optional()?;
-            if owner.as_deref() != Some(auth.account_id.as_str()) {
-                return Err(ApiError::not_found("this email is not registered to this account"));
-            }
+            check_own_email(conn, &auth, &email)?;
             check_otp(conn, &email, &code)?;
             conn.execute("UPDATE emails SET verified = 1 WHERE email = ?1", [&email])?;
             Ok(json(Value::Null))
@@ -615,16 +602,24 @@ pub async fn register_email_resend(
             let obj = object(&body, "ResendEmailVerificationCodeRequest")?;
             check_factor_request(conn, &auth, obj)?;
             let email = email_field(obj)?;
-            let owner: Option<String> = conn
-                .query_row("SELECT account_id FROM emails WHERE email = ?1", [&email], |r| r.get(0))
-                .optional()?;
-            if owner.as_deref() != Some(auth.account_id.as_str()) {
-                return Err(ApiError::not_found("this email is not registered to this account"));
-            }
+            check_own_email(conn, &auth, &email)?;
             send_otp(conn, &email)?;
             Ok(json(Value::Null))
         })
         .await
+}
+
+/// The account an email is registered to, verified or not.
+fn email_owner(conn: &Connection, email: &str) -> ApiResult<Option<String>> {
+    Ok(conn.query_row("SELECT account_id FROM emails WHERE email = ?1", [email], |r| r.get(0)).optional()?)
+}
+
+/// Fails unless `email` is registered to the caller's account.
+fn check_own_email(conn: &Connection, auth: &Auth, email: &str) -> ApiResult<()> {
+    if email_owner(conn, email)?.as_deref() != Some(auth.account_id.as_str()) {
+        return Err(ApiError::not_found("this email is not registered to this account"));
+    }
+    Ok(())
 }
 
 /// Used by accounts.rs to wipe an account's credentials with it.
