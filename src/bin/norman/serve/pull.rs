@@ -162,11 +162,7 @@ fn track_io(
         _ => ("outputs", "output_id", "invocation_output", flags::OUTPUT_FLAGS),
     };
     let invocation_id = req_str(obj, "invocation_id")?;
-    let mut invocation = store::load_invocation(conn, account_id, invocation_id)?
-        .ok_or_else(|| ApiError::not_found(format!("invocation {invocation_id} not found")))?;
-    if str_of(&invocation, "model_id") != model_id {
-        return Err(ApiError::not_found(format!("invocation {invocation_id} is not of model {model_id}")));
-    }
+    let mut invocation = store::load_invocation_of(conn, account_id, invocation_id, model_id)?;
     let model = load_model(conn, account_id, model_id)?;
     let entity_id = given_id(obj, id_field)?.filter(|_| i == 0).unwrap_or_else(new_id);
     let existing =

@@ -107,10 +107,7 @@ impl Compiled {
         scope: &str,
         scope_params: Vec<SqlValue>,
     ) -> ApiResult<Vec<Value>> {
-        let texts = self.query_map(conn, &format!("SELECT json FROM {table}"), scope, scope_params, |r| {
-            r.get::<_, String>(0)
-        })?;
-        texts.iter().map(|t| parse(t)).collect()
+        json_rows(conn, &self.sql(&format!("SELECT json FROM {table}"), scope), self.params(scope_params))
     }
 
     /// As [`Compiled::select_json`], but every matching row: no order or page (before an UPDATE or
@@ -123,8 +120,7 @@ impl Compiled {
         scope_params: Vec<SqlValue>,
     ) -> ApiResult<Vec<Value>> {
         let sql = self.sql_unpaged(&format!("SELECT json FROM {table}"), scope);
-        let texts = rows(conn, &sql, self.params_unpaged(scope_params), |r| r.get::<_, String>(0))?;
-        texts.iter().map(|t| parse(t)).collect()
+        json_rows(conn, &sql, self.params_unpaged(scope_params))
     }
 
     /// `{id: object}` of the rows of `table` in `scope` matching the constraints, keyed by their `id`
@@ -144,6 +140,11 @@ impl Compiled {
             rows.into_iter().map(|(id, text)| Ok((id, parse(&text)?))).collect::<ApiResult<Vec<_>>>()?;
         Ok(ordered_object(entries))
     }
+}
+
+/// The first column of every row, parsed as stored JSON.
+fn json_rows(conn: &Connection, sql: &str, params: Vec<SqlValue>) -> ApiResult<Vec<Value>> {
+    rows(conn, sql, params, |r| r.get::<_, String>(0))?.iter().map(|t| parse(t)).collect()
 }
 
 fn rows<T>(

@@ -234,6 +234,21 @@ pub fn load_invocation(conn: &Connection, account_id: &str, invocation_id: &str)
     text.map(|t| parse(&t)).transpose()
 }
 
+/// An invocation of the caller's that must exist and be of `model_id`.
+pub fn load_invocation_of(
+    conn: &Connection,
+    account_id: &str,
+    invocation_id: &str,
+    model_id: &str,
+) -> ApiResult<Value> {
+    let invocation = load_invocation(conn, account_id, invocation_id)?
+        .ok_or_else(|| ApiError::not_found(format!("invocation {invocation_id} not found")))?;
+    if str_of(&invocation, "model_id") != model_id {
+        return Err(ApiError::not_found(format!("invocation {invocation_id} is not of model {model_id}")));
+    }
+    Ok(invocation)
+}
+
 pub fn save_invocation(conn: &Connection, invocation: &Value) -> ApiResult<()> {
     conn.execute(
         "UPDATE invocations SET json = ?1 WHERE id = ?2",

@@ -143,13 +143,7 @@ pub async fn pair_input(
     let target = state
         .db
         .call(move |conn| {
-            let invocation = store::load_invocation(conn, &account_id, &invocation_id)?
-                .ok_or_else(|| ApiError::not_found(format!("invocation {invocation_id} not found")))?;
-            if str_of(&invocation, "model_id") != model_id {
-                return Err(ApiError::not_found(format!(
-                    "invocation {invocation_id} is not of model {model_id}"
-                )));
-            }
+            let invocation = store::load_invocation_of(conn, &account_id, &invocation_id, &model_id)?;
             let known =
                 invocation["inputs"].as_array().into_iter().flatten().any(|i| str_of(i, "id") == input_id);
             if !known {
