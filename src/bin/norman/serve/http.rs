@@ -171,3 +171,8 @@ pub fn given_id(obj: &Map<String, Value>, field: &str) -> ApiResult<Option<Strin
 pub fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
     value.get(field).and_then(Value::as_str).unwrap_or("")
 }
+
+/// The item with `id` of the list `owner[list]` of a stored object.
+pub fn item_by_id<'a>(owner: &'a Value, list: &str, id: &str) -> Option<&'a Value> {
+    owner[list].as_array().into_iter().flatten().find(|item| str_of(item, "id") == id)
+}

@@ -19,7 +19,9 @@ use tokio::io::AsyncWriteExt;
 use super::auth::Auth;
 use super::db::{new_id, now, parse};
 use super::flags;
-use super::http::{given_id, json, object, opt_str, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{
+    given_id, item_by_id, json, object, opt_str, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson,
+};
 use super::models::{load_model, save_model};
 use super::store::{self, Kind, Target};
 use super::AppState;
@@ -107,6 +109,14 @@ async fn submit(state: AppState, auth: Auth, body: Value, kind: Kind) -> ApiResu
     Ok(json(Value::Array(ids)))
 }
 
+/// Appends `item` to the list `owner[list]`, creating the list if it is not one.
+fn push_item(owner: &mut Value, list: &str, item: Value) {
+    match owner[list].as_array_mut() {
+        Some(items) => items.push(item),
+        None => owner[list] = json!([item]),
+    }
+}
+
 /// The asset link `i` fills, added to the model if new; and the TrackedAssetDownload fields.
 fn track_asset(
     conn: &Connection,
@@ -117,9 +127,7 @@ fn track_asset(
 ) -> ApiResult<(Target, Value)> {
     let mut model = load_model(conn, account_id, model_id)?;
     let asset_id = given_id(obj, "asset_id")?.filter(|_| i == 0).unwrap_or_else(new_id);
-    let existing =
-        model["assets"].as_array().into_iter().flatten().find(|a| str_of(a, "id") == asset_id).cloned();
-    let asset = match existing {
+    let asset = match item_by_id(&model, "assets", &asset_id).cloned() {
         Some(asset) => asset,
         None => {
             let asset = json!({
@@ -128,10 +136,7 @@ fn track_asset(
                 "model_id": model_id,
                 "asset_name": opt_str(obj, "asset_name")?.unwrap_or("File"),
             });
-            match model["assets"].as_array_mut() {
-                Some(assets) => assets.push(asset.clone()),
-                None => model["assets"] = json!([asset.clone()]),
-            }
+            push_item(&mut model, "assets", asset.clone());
             save_model(conn, &model)?;
             let names = flags::asset_flag_names(str_of(&asset, "asset_name"));
             flags::set(conn, account_id, &asset_id, "asset", &names, flags::NOT_STARTED)?;
@@ -165,9 +170,7 @@ fn track_io(
     let mut invocation = store::load_invocation_of(conn, account_id, invocation_id, model_id)?;
     let model = load_model(conn, account_id, model_id)?;
     let entity_id = given_id(obj, id_field)?.filter(|_| i == 0).unwrap_or_else(new_id);
-    let existing =
-        invocation[list].as_array().into_iter().flatten().find(|s| str_of(s, "id") == entity_id).cloned();
-    let signature = match existing {
+    let signature = match item_by_id(&invocation, list, &entity_id).cloned() {
         Some(signature) => signature,
         None => {
             let signature = json!({
@@ -178,10 +181,7 @@ fn track_io(
                 "invocation_id": invocation_id,
                 "display_title": "",
             });
-            match invocation[list].as_array_mut() {
-                Some(sigs) => sigs.push(signature.clone()),
-                None => invocation[list] = json!([signature.clone()]),
-            }
+            push_item(&mut invocation, list, signature.clone());
             store::save_invocation(conn, &invocation)?;
             flags::set(conn, account_id, &entity_id, kind.as_str(), &names, flags::NOT_STARTED)?;
             signature

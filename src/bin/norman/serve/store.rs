@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::db::{new_id, now, parse};
 use super::flags::{self, ERROR, FINISHED, IN_PROGRESS};
-use super::http::{str_of, ApiError, ApiResult};
+use super::http::{item_by_id, str_of, ApiError, ApiResult};
 use super::models::load_model;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +61,8 @@ fn entity_flag_names(conn: &Connection, target: &Target) -> ApiResult<Vec<&'stat
     Ok(match target.kind {
         Kind::Asset => {
             let model = load_model(conn, &target.account_id, &target.model_id)?;
-            let name = model["assets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| str_of(a, "id") == target.entity_id)
-                .map(|a| str_of(a, "asset_name").to_owned())
-                .unwrap_or_default();
-            flags::asset_flag_names(&name).to_vec()
+            let asset = item_by_id(&model, "assets", &target.entity_id);
+            flags::asset_flag_names(asset.map_or("", |a| str_of(a, "asset_name"))).to_vec()
         }
         Kind::Input => flags::INPUT_FLAGS.to_vec(),
         Kind::Output => flags::OUTPUT_FLAGS.to_vec(),

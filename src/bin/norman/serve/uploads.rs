@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::auth::Auth;
 use super::db::{new_id, now, now_ms};
-use super::http::{json, object, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{item_by_id, json, object, req_str, ApiError, ApiResult, JsonBody, RawJson};
 use super::models::load_model;
 use super::store::{self, Kind, Target};
 use super::AppState;
@@ -114,8 +114,7 @@ pub async fn pair_asset(
         .db
         .call(move |conn| {
             let model = load_model(conn, &account_id, &model_id)?;
-            let known = model["assets"].as_array().into_iter().flatten().any(|a| str_of(a, "id") == asset_id);
-            if !known {
+            if item_by_id(&model, "assets", &asset_id).is_none() {
                 return Err(ApiError::not_found(format!(
                     "asset {asset_id} is not an asset of model {model_id}"
                 )));
@@ -144,9 +143,7 @@ pub async fn pair_input(
         .db
         .call(move |conn| {
             let invocation = store::load_invocation_of(conn, &account_id, &invocation_id, &model_id)?;
-            let known =
-                invocation["inputs"].as_array().into_iter().flatten().any(|i| str_of(i, "id") == input_id);
-            if !known {
+            if item_by_id(&invocation, "inputs", &input_id).is_none() {
                 return Err(ApiError::not_found(format!(
                     "input {input_id} is not an input of invocation {invocation_id}"
                 )));
