@@ -196,8 +196,8 @@ fn send_otp(conn: &Connection, email: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks and consumes a one-time code.
-fn check_otp(conn: &Connection, email: &str, code: &str) -> ApiResult<()> {
+/// Checks and consumes a one-time code; a right one marks the email verified.
+fn verify_email(conn: &Connection, email: &str, code: &str) -> ApiResult<()> {
     let row: Option<(String, i64, i64)> = conn
         .query_row("SELECT code_hash, expires_at, attempts FROM otps WHERE email = ?1", [email], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -213,6 +213,7 @@ fn check_otp(conn: &Connection, email: &str, code: &str) -> ApiResult<()> {
     let given = secret_hash(&format!("{email}\n{}", code.trim()));
     if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
         conn.execute("DELETE FROM otps WHERE email = ?1", [email])?;
+        conn.execute("UPDATE emails SET verified = 1 WHERE email = ?1", [email])?;
         Ok(())
     } else {
         conn.execute("UPDATE otps SET attempts = attempts + 1 WHERE email = ?1", [email])?;
@@ -370,8 +371,7 @@ pub async fn login_email_otp_verify(
         .call(move |conn| {
             let account_id = email_owner(conn, &email)?;
             let account_id = account_id.ok_or_else(login_failed)?;
-            check_otp(conn, &email, &code)?;
-            conn.execute("UPDATE emails SET verified = 1 WHERE email = ?1", [&email])?;
+            verify_email(conn, &email, &code)?;
             issue_login(conn, &account_id)
         })
         .await
@@ -584,8 +584,7 @@ pub async fn register_email_verify(
         .db
         .call(move |conn| {
             check_own_email(conn, &auth, &email)?;
-            check_otp(conn, &email, &code)?;
-            conn.execute("UPDATE emails SET verified = 1 WHERE email = ?1", [&email])?;
+            verify_email(conn, &email, &code)?;
             Ok(json(Value::Null))
         })
         .await
