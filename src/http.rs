@@ -54,7 +54,10 @@ pub struct ByteStream {
 
 impl std::fmt::Debug for ByteStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ByteStream").field("status", &self.status).field("content_length", &self.content_length).finish()
+        f.debug_struct("ByteStream")
+            .field("status", &self.status)
+            .field("content_length", &self.content_length)
+            .finish()
     }
 }
 

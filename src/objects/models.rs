@@ -136,7 +136,11 @@ pub struct Model {
 impl Model {
     /// A model to create (ids "0": the backend assigns them): an external API model answering JSON
     /// to POST requests. Set the other fields as needed before creating it.
-    pub fn new(account_id: impl Into<String>, name: impl Into<String>, version_label: impl Into<String>) -> Self {
+    pub fn new(
+        account_id: impl Into<String>,
+        name: impl Into<String>,
+        version_label: impl Into<String>,
+    ) -> Self {
         Model {
             id: default_id(),
             account_id: account_id.into(),
