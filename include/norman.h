@@ -300,7 +300,7 @@ typedef void (*norman_log_callback)(void *userdata,
                                     const char *message);
 
 /**
- * A socket pairing as `file-push/socket/pair/*` returns it. Strings are borrowed UTF-8 and copied
+ * A socket pairing as `file-push/socket/pair/asset` or `.../input` returns it. Strings are borrowed UTF-8 and copied
  * during the call; the key, nonce and header are standard base64 (secrets: never logged).
  */
 typedef struct norman_pairing {

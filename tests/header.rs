@@ -73,6 +73,10 @@ fn the_header_defines_only_norman_names() {
         let name = line.split_whitespace().nth(1).unwrap();
         assert!(name.starts_with("NORMAN_"), "stray macro {name}");
     }
+    for comment in GENERATED.split("/*").skip(1) {
+        let body = comment.split("*/").next().unwrap_or("");
+        assert!(!body.contains("/*"), "a doc comment contains `/*`, which breaks C: {body}");
+    }
     for line in GENERATED.lines().filter(|l| l.starts_with("typedef ")) {
         assert!(line.contains("norman_"), "stray type: {line}");
     }

@@ -1,4 +1,4 @@
-//! `norman_download`: retrieving a model asset or an invocation input or output (`retrieve/*`), pull
+//! `norman_download`: retrieving a model asset or an invocation input or output (the `retrieve` routes), pull
 //! style into the caller's buffer, with borrowed chunks through a callback, or into a file
 //! asynchronously.
 

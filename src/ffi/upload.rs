@@ -39,7 +39,7 @@ pub struct norman_target {
     pub id: *const c_char,
 }
 
-/// A socket pairing as `file-push/socket/pair/*` returns it. Strings are borrowed UTF-8 and copied
+/// A socket pairing as `file-push/socket/pair/asset` or `.../input` returns it. Strings are borrowed UTF-8 and copied
 /// during the call; the key, nonce and header are standard base64 (secrets: never logged).
 #[repr(C)]
 pub struct norman_pairing {
