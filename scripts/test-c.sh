@@ -55,10 +55,11 @@ echo "== C: test_ffi (shared library, AddressSanitizer)"
 echo "== C: test_ffi (static library)"
 "$out/test_ffi_static"
 
-if "$NORMAN_BIN" serve --help >/dev/null 2>&1; then
+serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
+if "$serve_bin" serve --help >/dev/null 2>&1; then
     echo "== C: backend tests against norman serve (shared library, AddressSanitizer)"
     mkdir -p "$out/serve"
-    "$NORMAN_BIN" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.out" 2>"$out/serve.err" &
+    "$serve_bin" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.out" 2>"$out/serve.err" &
     serve_pid=$!
     for _ in $(seq 1 100); do
         grep -q "listening on" "$out/serve.out" 2>/dev/null && break
