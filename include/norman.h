@@ -437,7 +437,9 @@ enum norman_result norman_config_set_worker_threads(struct norman_config *config
 
 /**
  * Creates a client: validates the configuration, starts the runtime (worker threads) and the
- * callback thread. Returns NORMAN_ERROR_INVALID_CONFIG for a bad base URL, timeout, chunk or flush size.
+ * callback thread. Returns NORMAN_ERROR_INVALID_CONFIG for a bad timeout, chunk or flush size. A
+ * base URL that is not an http(s) URL (such as the default placeholder) still makes a client for
+ * uploads on pairings; its HTTP calls then return NORMAN_ERROR_INVALID_CONFIG.
  *
  * Ownership: `config` is borrowed (copied; free it whenever you like); `*client_out` receives a new
  * handle, free it with `norman_client_free`.

@@ -15,6 +15,11 @@ lib_dir=$(cd "$target_dir/$profile" 2>/dev/null && pwd || echo "$target_dir/$pro
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null || ! command -v pkg-config >/dev/null; then
+    echo "== C: installing gcc, g++, pkg-config"
+    (apt-get update -qq && apt-get install -y -qq gcc g++ pkg-config make) >/dev/null
+fi
+
 echo "== C: building libnorman ($profile) and the norman program"
 cargo build "${cargo_flags[@]}" --lib --bins --quiet
 lib_dir=$(cd "$target_dir/$profile" && pwd)
@@ -46,6 +51,14 @@ $cc "${cflags[@]}" tests/c/test_ffi.c -o "$out/test_ffi_static" "$lib_dir/libnor
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_backend.c -o "$out/test_backend_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnorman.a" "${static_libs[@]}"
+
+echo "== C: make install into a scratch prefix; a pkg-config build of the quickstart"
+make --quiet install PREFIX="$out/prefix" PROFILE="$profile" CARGO_TARGET_DIR="$target_dir" >/dev/null
+export PKG_CONFIG_PATH="$out/prefix/lib/pkgconfig"
+# shellcheck disable=SC2046
+$cc -std=c11 -Wall -Wextra -Werror -pedantic examples/c/quickstart.c -o "$out/quickstart_pc" \
+    $(pkg-config --cflags --libs norman) -Wl,-rpath,"$out/prefix/lib"
+[ "$(pkg-config --modversion norman)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" ]
 
 # LSan: Rust's runtime keeps a few process-lifetime allocations (thread-locals of threads that are
 # still parked); those are reachable, so only real leaks are reported.

@@ -134,7 +134,9 @@ struct EventQueue {
 
 pub(crate) struct ClientShared {
     pub config: AppConfig,
-    http: RwLock<HttpClient>,
+    /// The HTTP client, or why the configuration cannot make one (a client with a placeholder base
+    /// URL still streams uploads on pairings; only HTTP calls fail).
+    http: RwLock<Result<HttpClient, String>>,
     pub handle: tokio::runtime::Handle,
     ops: Mutex<HashMap<u64, CancellationToken>>,
     next_op: AtomicU64,
@@ -152,8 +154,12 @@ fn on_callback_thread() -> bool {
 }
 
 impl ClientShared {
-    pub fn http(&self) -> HttpClient {
-        self.http.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn http(&self) -> FfiResult<HttpClient> {
+        self.http
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map_err(|message| FfiError::new(NORMAN_ERROR_INVALID_CONFIG, message))
     }
 
     /// Fails when a blocking call would deadlock or stall a runtime.
@@ -315,10 +321,12 @@ impl norman_client {
 
     fn new(config: &norman_config) -> FfiResult<Self> {
         config.app.validate()?;
-        let mut http = HttpClient::new(&config.app)?;
-        if let Some(token) = &config.token {
-            http = http.with_token(token.expose().clone());
-        }
+        let http = HttpClient::new(&config.app)
+            .map(|http| match &config.token {
+                Some(token) => http.with_token(token.expose().clone()),
+                None => http,
+            })
+            .map_err(|e| e.to_string());
         let workers = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(8),
             n => n,
@@ -546,7 +554,9 @@ pub unsafe extern "C" fn norman_config_set_worker_threads(
 }
 
 /// Creates a client: validates the configuration, starts the runtime (worker threads) and the
-/// callback thread. Returns NORMAN_ERROR_INVALID_CONFIG for a bad base URL, timeout, chunk or flush size.
+/// callback thread. Returns NORMAN_ERROR_INVALID_CONFIG for a bad timeout, chunk or flush size. A
+/// base URL that is not an http(s) URL (such as the default placeholder) still makes a client for
+/// uploads on pairings; its HTTP calls then return NORMAN_ERROR_INVALID_CONFIG.
 ///
 /// Ownership: `config` is borrowed (copied; free it whenever you like); `*client_out` receives a new
 /// handle, free it with `norman_client_free`.
@@ -594,11 +604,12 @@ pub unsafe extern "C" fn norman_client_set_token(
         // SAFETY: as above.
         let client = unsafe { arg(client, "client") }?;
         let token = unsafe { opt_str(token, "token") }?;
-        let mut http = client.shared.http.write().unwrap_or_else(|e| e.into_inner());
-        *http = match token.filter(|t| !t.is_empty()) {
+        let mut slot = client.shared.http.write().unwrap_or_else(|e| e.into_inner());
+        let http = slot.as_ref().map_err(|m| FfiError::new(NORMAN_ERROR_INVALID_CONFIG, m.clone()))?;
+        *slot = Ok(match token.filter(|t| !t.is_empty()) {
             Some(t) => http.with_token(t),
             None => http.without_token(),
-        };
+        });
         Ok(())
     })
 }

@@ -71,7 +71,7 @@ pub unsafe extern "C" fn norman_client_retrieve_open(
         let target = unsafe { read_target(target) }?;
         let out = unsafe { Out::new(download_out, "download_out") }?;
         let shared = client.shared().clone();
-        let http = shared.http();
+        let http = shared.http()?;
         let stream = shared.block_on(None, async { Ok(retrieve(&http, &target).await?) })?;
         out.write(into_handle(norman_download {
             shared,
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn norman_client_retrieve(
             return Err(FfiError::new(NORMAN_ERROR_NULL_ARGUMENT, "`on_chunk` is NULL"));
         };
         let shared = client.shared();
-        let http = shared.http();
+        let http = shared.http()?;
         let checksum = shared.block_on(None, async {
             let mut stream = retrieve(&http, &target).await?;
             let mut hasher = Hasher::new();
@@ -290,7 +290,7 @@ pub unsafe extern "C" fn norman_client_retrieve_file_async(
         let client = unsafe { arg(client, "client") }?;
         let target = unsafe { read_target(target) }?;
         let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
-        let http = client.shared().http();
+        let http = client.shared().http()?;
         let fut = async move {
             let result = retrieve_to_file(&http, &target, &path).await;
             if result.is_err() {

@@ -92,7 +92,7 @@ pub unsafe extern "C" fn norman_client_request(
         let prepared = unsafe { prepare(method, route, json_body) }?;
         let out = unsafe { Out::new(response_out, "response_out") }?;
         let shared = client.shared();
-        let http = shared.http();
+        let http = shared.http()?;
         let (status, body) = shared.block_on(None, send(&http, &prepared))?;
         out.write(into_handle(norman_response { status, body }));
         Ok(())
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn norman_client_request_async(
         // SAFETY: as above.
         let client = unsafe { arg(client, "client") }?;
         let prepared = unsafe { prepare(method, route, json_body) }?;
-        let http = client.shared().http();
+        let http = client.shared().http()?;
         let fut = async move {
             let (status, body) = send(&http, &prepared).await?;
             Ok(Outcome { status, body, ..Outcome::default() })
@@ -200,7 +200,7 @@ pub unsafe extern "C" fn norman_client_entity_state(
         let client = unsafe { arg(client, "client") }?;
         let entity_id = unsafe { arg_str(entity_id, "entity_id") }?;
         let out = unsafe { Out::new(state_out, "state_out") }?;
-        let http = client.shared().http();
+        let http = client.shared().http()?;
         out.write(client.shared().block_on(None, fetch_state(&http, entity_id))?);
         Ok(())
     })
@@ -225,7 +225,7 @@ pub unsafe extern "C" fn norman_client_entity_state_async(
         // SAFETY: as above.
         let client = unsafe { arg(client, "client") }?;
         let entity_id = unsafe { arg_str(entity_id, "entity_id") }?.to_owned();
-        let http = client.shared().http();
+        let http = client.shared().http()?;
         let fut = async move {
             let state = fetch_state(&http, &entity_id).await?;
             Ok(Outcome { state, ..Outcome::default() })

@@ -209,7 +209,7 @@ pub unsafe extern "C" fn norman_client_upload_begin(
         let target = unsafe { read_upload_target(target) }?;
         let out = unsafe { Out::new(upload_out, "upload_out") }?;
         let shared = client.shared();
-        let http = shared.http();
+        let http = shared.http()?;
         let pairing = shared.block_on(None, async {
             Ok(Uploads::new(&http, &shared.config).allocate(&target, size).await?)
         })?;
@@ -270,6 +270,7 @@ pub unsafe extern "C" fn norman_upload_finish(
         // SAFETY: as above; checksum_out may be NULL.
         let upload = unsafe { arg(upload, "upload") }?;
         upload.shared.check_blocking_allowed()?;
+        let http = upload.complete_pairing.as_ref().map(|_| upload.shared.http()).transpose()?;
         let mut state = lock(upload)?;
         let stream = match std::mem::replace(&mut *state, UploadState::Failed) {
             UploadState::Open(stream) => stream,
@@ -279,10 +280,9 @@ pub unsafe extern "C" fn norman_upload_finish(
                 return Err(e);
             }
         };
-        let http = upload.shared.http();
         let summary = upload.shared.block_on(Some(&upload.cancel), async {
             let summary = stream.finish().await?;
-            if let Some(pairing_id) = &upload.complete_pairing {
+            if let (Some(pairing_id), Some(http)) = (&upload.complete_pairing, &http) {
                 let request =
                     ChecksumRequest { pairing_id: pairing_id.clone(), checksum: summary.checksum.to_hex() };
                 http.file_push().complete_file_transfer(&request).await?;
@@ -410,7 +410,7 @@ pub unsafe extern "C" fn norman_client_push_file(
         let target = unsafe { read_upload_target(target) }?;
         let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
         let shared = client.shared();
-        let http = shared.http();
+        let http = shared.http()?;
         let userdata = UserData(userdata);
         let summary = shared.block_on(None, async {
             let report = move |sent: u64, total: u64| {
@@ -456,7 +456,7 @@ pub unsafe extern "C" fn norman_client_push_file_async(
         let target = unsafe { read_upload_target(target) }?;
         let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
         let shared = client.shared().clone();
-        let http = shared.http();
+        let http = shared.http()?;
         let reporter = shared.clone();
         let data = UserData(userdata);
         let fut = async move {

@@ -40,7 +40,7 @@ static int g_checks = 0;
         }                                                                                          \
     } while (0)
 
-static const char *norman_bin(void) {
+static inline const char *norman_bin(void) {
     const char *bin = getenv("NORMAN_BIN");
     return bin ? bin : "norman";
 }
@@ -52,7 +52,7 @@ typedef struct child {
     FILE *err;
 } child;
 
-static int spawn(child *c, char *const argv[]) {
+static inline int spawn(child *c, char *const argv[]) {
     int out[2], err[2];
     if (pipe(out) != 0 || pipe(err) != 0) return -1;
     pid_t pid = fork();
@@ -76,7 +76,7 @@ static int spawn(child *c, char *const argv[]) {
 }
 
 /* Waits for the child; returns its exit status (128+signal when killed). */
-static int child_wait(child *c) {
+static inline int child_wait(child *c) {
     int status = 0;
     while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -89,7 +89,7 @@ static int child_wait(child *c) {
 }
 
 /* Writes `content` to `path`; returns 0 on success. */
-static int write_file(const char *path, const void *content, size_t len) {
+static inline int write_file(const char *path, const void *content, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     size_t n = fwrite(content, 1, len, f);
@@ -97,7 +97,7 @@ static int write_file(const char *path, const void *content, size_t len) {
 }
 
 /* Runs `norman checksum PATH` and returns its 16 hex digits in `hex` (17 bytes). */
-static int norman_checksum_of(const char *path, char hex[17]) {
+static inline int norman_checksum_of(const char *path, char hex[17]) {
     child c;
     char *argv[] = {(char *)norman_bin(), (char *)"checksum", (char *)path, NULL};
     if (spawn(&c, argv) != 0) return -1;
@@ -111,7 +111,7 @@ static int norman_checksum_of(const char *path, char hex[17]) {
 }
 
 /* Deterministic test content. */
-static void fill_pattern(unsigned char *buf, size_t len, unsigned seed) {
+static inline void fill_pattern(unsigned char *buf, size_t len, unsigned seed) {
     unsigned x = seed * 2654435761u + 1;
     for (size_t i = 0; i < len; i++) {
         x = x * 1103515245u + 12345u;
@@ -119,7 +119,7 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned seed) {
     }
 }
 
-static int finish_tests(const char *name) {
+static inline int finish_tests(const char *name) {
     printf("%s: %d checks, %d failed\n", name, g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

@@ -149,10 +149,16 @@ static void test_config_and_null_handles(void) {
     CHECK_RC(norman_config_set_token(config, "tok-secret-value"), NORMAN_OK);
     CHECK_RC(norman_config_set_token(config, NULL), NORMAN_OK);
 
-    /* Invalid configurations are refused when the client is made. */
+    /* A base URL that is no URL still makes a client (uploads on pairings work), whose HTTP calls
+     * say INVALID_CONFIG; other invalid configurations are refused when the client is made. */
     CHECK_RC(norman_config_set_base_url(config, "not a url"), NORMAN_OK);
-    CHECK_RC(norman_client_new(config, &client), NORMAN_ERROR_INVALID_CONFIG);
-    CHECK(client == NULL);
+    CHECK_RC(norman_client_new(config, &client), NORMAN_OK);
+    norman_response *early = NULL;
+    CHECK_RC(norman_client_request(client, "GET", "x", NULL, &early), NORMAN_ERROR_INVALID_CONFIG);
+    CHECK_RC(norman_client_set_token(client, "t"), NORMAN_ERROR_INVALID_CONFIG);
+    CHECK(early == NULL);
+    norman_client_free(client);
+    client = NULL;
     CHECK_RC(norman_config_set_base_url(config, "http://127.0.0.1:1/v0/"), NORMAN_OK);
     CHECK_RC(norman_config_set_chunk_size(config, 0), NORMAN_OK);
     CHECK_RC(norman_client_new(config, &client), NORMAN_ERROR_INVALID_CONFIG);
