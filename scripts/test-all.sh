@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of libnorman. Installs what it needs first (nothing beyond the Rust toolchain yet;
-# the C, Go and Node suites join here as their bindings land) and ends with one summary line.
+# gcc, g++ and pkg-config for the C suite; the Go and Node suites join here as their bindings land) and ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -15,6 +15,9 @@ cargo run --locked --quiet -- bench --cpu-mib 16 --size-mib 16
 
 echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes)"
 cargo test --locked --all-targets 2>&1 | tee "$log"
+
+echo "== C tests (header, ASan, static and shared libraries, install, norman serve)"
+./scripts/test-c.sh
 
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')

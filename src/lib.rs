@@ -6,6 +6,7 @@
 pub mod checksum;
 pub mod config;
 pub mod error;
+pub mod ffi;
 pub mod http;
 pub mod objects;
 pub mod sensitive;

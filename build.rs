@@ -1,0 +1,28 @@
+//! Generates the C header from src/ffi with cbindgen (pinned in Cargo.toml) into OUT_DIR/norman.h.
+//! tests/header.rs fails when the checked-in include/norman.h differs from it.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/lib.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("norman.h");
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_default();
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_default();
+    let patch = std::env::var("CARGO_PKG_VERSION_PATCH").unwrap_or_default();
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    config.after_includes = Some(format!(
+        "\n#define NORMAN_VERSION_MAJOR {major}\n#define NORMAN_VERSION_MINOR {minor}\n\
+         #define NORMAN_VERSION_PATCH {patch}\n#define NORMAN_VERSION \"{version}\"\n"
+    ));
+    cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen could not generate norman.h from src/ffi")
+        .write_to_file(&out);
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# C-level benchmark: upload throughput through norman_upload_write with 4 KiB, 64 KiB and 1 MiB
+# writes, next to the same upload through the Rust API (examples/upload_rate.rs) in the same run,
+# and the fused-pass rate of the core benchmark. Release build; reports numbers, never fails on them.
+# Usage: scripts/bench-c.sh [MIB]   (default 512; CARGO_TARGET_DIR is honoured)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mib=${1:-512}
+cargo build --locked --release --quiet --lib --bins --example upload_rate
+target_dir=${CARGO_TARGET_DIR:-target}
+lib_dir=$(cd "$target_dir/release" && pwd)
+export NORMAN_BIN="$lib_dir/norman"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/bench.c -o "$out/bench" \
+    "$lib_dir/libnorman.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+fused=$("$NORMAN_BIN" bench --cpu-only --cpu-mib 1024 | awk '/fused hash\+encrypt\+copy/ {print $(NF-1)}')
+echo "fused hash+encrypt+copy (one core): $fused MB/s"
+echo "loopback upload of $mib MiB from memory to norman receive (stdout sink):"
+printf "%10s %12s %12s %8s %10s\n" write "rust MB/s" "C MB/s" "C/rust" "C/fused"
+for size in 4096 65536 1048576; do
+    rust=$("$lib_dir/examples/upload_rate" --write-size "$size" --mib "$mib" | awk '{print $3}')
+    c=$("$out/bench" "$size" "$mib" | awk '{print $3}')
+    awk -v s="$size" -v r="$rust" -v c="$c" -v f="$fused" \
+        'BEGIN { printf "%10d %12.0f %12.0f %7.0f%% %9.0f%%\n", s, r, c, 100 * c / r, 100 * c / f }'
+done
