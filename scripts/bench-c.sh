@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # C-level benchmark: upload throughput through norman_upload_write with 4 KiB, 64 KiB and 1 MiB
 # writes, next to the same upload through the Rust API (examples/upload_rate.rs) in the same run,
-# and the fused-pass rate of the core benchmark. Release build; reports numbers, never fails on them.
+# and the fused-pass rate of the core benchmark; then download throughput from `norman serve` on
+# loopback through norman_download_read (1 MiB buffer) and the norman_client_retrieve callback.
+# Release build; reports numbers, never fails on them.
 # Usage: scripts/bench-c.sh [MIB]   (default 512; CARGO_TARGET_DIR is honoured)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,16 @@ target_dir=${CARGO_TARGET_DIR:-target}
 lib_dir=$(cd "$target_dir/release" && pwd)
 export NORMAN_BIN="$lib_dir/norman"
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+export NORMAN_TEST_DIR="$out"
+serve_pid=
+stop_serve() {
+    if [ -n "$serve_pid" ]; then
+        kill -TERM "$serve_pid" 2>/dev/null || true
+        wait "$serve_pid" 2>/dev/null || true
+        serve_pid=
+    fi
+}
+trap 'stop_serve; rm -rf "$out"' EXIT
 gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/bench.c -o "$out/bench" \
     "$lib_dir/libnorman.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
@@ -25,3 +36,23 @@ for size in 4096 65536 1048576; do
     awk -v s="$size" -v r="$rust" -v c="$c" -v f="$fused" \
         'BEGIN { printf "%10d %12.0f %12.0f %7.0f%% %9.0f%%\n", s, r, c, 100 * c / r, 100 * c / f }'
 done
+
+echo "loopback download of $mib MiB from norman serve (C API, checksum verified):"
+mkdir -p "$out/serve"
+mkfifo "$out/serve.fifo"
+"$NORMAN_BIN" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.fifo" 2>"$out/serve.err" &
+serve_pid=$!
+exec 3<"$out/serve.fifo"
+base_url=
+if read -r -t 30 line <&3; then base_url=${line##* }; fi
+if [ -z "$base_url" ]; then
+    echo "norman serve did not start:"; cat "$out/serve.err"
+else
+    # Keep draining the server's stdout so it never blocks on a full pipe.
+    cat <&3 >/dev/null &
+    printf "%10s %12s %10s\n" mode "C MB/s" "C/fused"
+    "$out/bench" download "$base_url" "$mib" | awk -v f="$fused" \
+        '/^download/ { printf "%10s %12.0f %9.0f%%\n", $2, $3, 100 * $3 / f }' || true
+fi
+exec 3<&-
+stop_serve

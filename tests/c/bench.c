@@ -1,7 +1,10 @@
-/* C-level benchmark (scripts/bench-c.sh): upload throughput through norman_upload_write with
- * `write_size`-byte writes from memory to `norman receive` on loopback; prints `c <size> <MB/s>`.
- * With a base URL and a pushed asset it also measures download throughput through
- * norman_download_read (`download <MB/s>`). Usage: bench WRITE_SIZE MIB */
+/* C-level benchmark (scripts/bench-c.sh), through the C API only.
+ * `bench WRITE_SIZE MIB`: upload throughput through norman_upload_write with `write_size`-byte
+ * writes from memory to `norman receive` on loopback; prints `c <size> <MB/s>`.
+ * `bench download BASE_URL MIB`: against `norman serve`, signs up, creates a model with a "File"
+ * asset, pushes a MIB-sized file, then times full retrieves through norman_download_read into a
+ * 1 MiB buffer and through the norman_client_retrieve callback, checking byte count and checksum
+ * against the pushed one; prints `download read <MB/s>` and `download callback <MB/s>`. */
 #define _POSIX_C_SOURCE 200809L
 #include <time.h>
 
@@ -17,9 +20,167 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Copies the JSON string value that follows the first `key` after `from` (test-grade: the server
+ * writes compact JSON). */
+static int json_after(const char *body, const char *from, const char *key, char *out, size_t cap) {
+    const char *at = from ? strstr(body, from) : body;
+    if (!at) return -1;
+    at = strstr(at, key);
+    if (!at) return -1;
+    at += strlen(key);
+    size_t n = 0;
+    while (at[n] && at[n] != '"' && n + 1 < cap) n++;
+    memcpy(out, at, n);
+    out[n] = 0;
+    return n > 0 ? 0 : -1;
+}
+
+/* Runs a request; returns its HTTP status (-1 on failure), the body NUL-terminated in `out`. */
+static int request(norman_client *client, const char *method, const char *route, const char *json, char *out,
+                   size_t cap) {
+    norman_response *response = NULL;
+    if (norman_client_request(client, method, route, json, &response) != NORMAN_OK) {
+        fprintf(stderr, "%s %s: %s\n", method, route, norman_last_error());
+        return -1;
+    }
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    norman_response_body(response, &body, &len);
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(out, body, n);
+    out[n] = 0;
+    int status = norman_response_status(response);
+    norman_response_free(response);
+    return status;
+}
+
+static norman_client *new_client(const char *base, const char *token) {
+    norman_config *config = NULL;
+    norman_client *client = NULL;
+    norman_config_new(&config);
+    norman_config_set_base_url(config, base);
+    if (token) norman_config_set_token(config, token);
+    norman_config_set_worker_threads(config, 2);
+    if (norman_client_new(config, &client) != NORMAN_OK) fprintf(stderr, "client: %s\n", norman_last_error());
+    norman_config_free(config);
+    return client;
+}
+
+static int32_t count_chunk(void *userdata, const uint8_t *data, size_t len) {
+    (void)data;
+    *(uint64_t *)userdata += len;
+    return 0;
+}
+
+static int bench_download(const char *base, size_t total) {
+    const char *dir = getenv("NORMAN_TEST_DIR") ? getenv("NORMAN_TEST_DIR") : "/tmp";
+    static char body[65536];
+    char token[512], account[128], model[128], asset[128], json[2048], path[512];
+
+    norman_client *anon = new_client(base, NULL);
+    if (!anon) return 1;
+    int status = request(anon, "PUT", "authenticate/signup/default", NULL, body, sizeof body);
+    norman_client_free(anon);
+    if (status != 200 || json_after(body, NULL, "\"access_token\":\"", token, sizeof token) != 0 ||
+        json_after(body, "\"account\":", "\"id\":\"", account, sizeof account) != 0) {
+        fprintf(stderr, "signup: %d %s\n", status, body);
+        return 1;
+    }
+    norman_client *client = new_client(base, token);
+    if (!client) return 1;
+    snprintf(json, sizeof json,
+             "[{\"account_id\":\"%s\",\"version_label\":\"v1\",\"short_description\":\"c bench\","
+             "\"name\":\"c-bench\",\"request_type\":\"Post\",\"model_type\":\"Api\","
+             "\"hosting_location\":\"External\",\"output_format\":\"Json\",\"long_description\":\"bench\","
+             "\"assets\":[{\"account_id\":\"%s\",\"asset_name\":\"File\"}]}]",
+             account, account);
+    status = request(client, "POST", "persist/models/", json, body, sizeof body);
+    if (status != 200 || json_after(body, NULL, "{\"", model, sizeof model) != 0 ||
+        json_after(body, "\"assets\":[", "\"id\":\"", asset, sizeof asset) != 0) {
+        fprintf(stderr, "create model: %d %s\n", status, body);
+        return 1;
+    }
+
+    /* The file to push: deterministic content, written in 4 MiB pieces. */
+    snprintf(path, sizeof path, "%s/bench-download-%d.bin", dir, (int)getpid());
+    size_t piece = 4u << 20;
+    unsigned char *data = malloc(piece);
+    for (size_t i = 0; i < piece; i++) data[i] = (unsigned char)(i * 131 % 251);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", path);
+        return 1;
+    }
+    for (size_t done = 0; done < total; done += piece)
+        fwrite(data, 1, total - done < piece ? total - done : piece, f);
+    if (fclose(f) != 0) return 1;
+    free(data);
+    norman_target target = {NORMAN_TARGET_ASSET, account, model, NULL, asset};
+    uint64_t pushed = 0;
+    if (norman_client_push_file(client, &target, path, NULL, NULL, &pushed) != NORMAN_OK) {
+        fprintf(stderr, "push: %s\n", norman_last_error());
+        return 1;
+    }
+    remove(path);
+
+    /* Pull reads into a 1 MiB buffer; the download hashes what it hands out. */
+    size_t cap = 1u << 20;
+    unsigned char *buf = malloc(cap);
+    norman_download *download = NULL;
+    double start = now();
+    if (norman_client_retrieve_open(client, &target, &download) != NORMAN_OK) {
+        fprintf(stderr, "retrieve_open: %s\n", norman_last_error());
+        return 1;
+    }
+    uint64_t bytes = 0, sum = 0;
+    for (;;) {
+        size_t n = 0;
+        if (norman_download_read(download, buf, cap, &n) != NORMAN_OK) {
+            fprintf(stderr, "read: %s\n", norman_last_error());
+            return 1;
+        }
+        if (n == 0) break;
+        bytes += n;
+    }
+    double read_secs = now() - start;
+    norman_download_checksum(download, &sum);
+    norman_download_free(download);
+    free(buf);
+    if (bytes != total || sum != pushed) {
+        fprintf(stderr, "download read: %llu bytes, checksum %016llx, pushed %zu bytes %016llx\n",
+                (unsigned long long)bytes, (unsigned long long)sum, total, (unsigned long long)pushed);
+        return 1;
+    }
+
+    /* Borrowed chunks through the callback. */
+    uint64_t chunk_bytes = 0, chunk_sum = 0;
+    start = now();
+    if (norman_client_retrieve(client, &target, count_chunk, &chunk_bytes, &chunk_sum) != NORMAN_OK) {
+        fprintf(stderr, "retrieve: %s\n", norman_last_error());
+        return 1;
+    }
+    double callback_secs = now() - start;
+    norman_client_free(client);
+    if (chunk_bytes != total || chunk_sum != pushed) {
+        fprintf(stderr, "download callback: %llu bytes, checksum %016llx, pushed %zu bytes %016llx\n",
+                (unsigned long long)chunk_bytes, (unsigned long long)chunk_sum, total, (unsigned long long)pushed);
+        return 1;
+    }
+    printf("download read %.0f\n", (double)total / read_secs / 1e6);
+    printf("download callback %.0f\n", (double)total / callback_secs / 1e6);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     (void)g_failures;
     (void)g_checks;
+    if (argc > 1 && strcmp(argv[1], "download") == 0) {
+        if (argc < 3) {
+            fprintf(stderr, "usage: bench download BASE_URL [MIB]\n");
+            return 2;
+        }
+        return bench_download(argv[2], (argc > 3 ? (size_t)atol(argv[3]) : 256) << 20);
+    }
     size_t write_size = argc > 1 ? (size_t)atol(argv[1]) : 65536;
     size_t total = (argc > 2 ? (size_t)atol(argv[2]) : 256) << 20;
     const char *dir = getenv("NORMAN_TEST_DIR") ? getenv("NORMAN_TEST_DIR") : "/tmp";
