@@ -51,6 +51,8 @@ $cc "${cflags[@]}" tests/c/test_ffi.c -o "$out/test_ffi_static" "$lib_dir/libnor
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_backend.c -o "$out/test_backend_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnorman.a" "${static_libs[@]}"
+# Built, not run (scripts/bench-c.sh runs it): so the benchmark never rots.
+$cc "${cflags[@]}" tests/c/bench.c -o "$out/bench" "$lib_dir/libnorman.a" "${static_libs[@]}"
 
 echo "== C: make install into a scratch prefix; a pkg-config build of the quickstart"
 make --quiet install PREFIX="$out/prefix" PROFILE="$profile" CARGO_TARGET_DIR="$target_dir" >/dev/null
