@@ -213,7 +213,8 @@ impl ClientShared {
         let op_id = self.next_op.fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).insert(op_id, token.clone());
-        let guard = OpGuard { shared: self.clone(), op_id, kind, completion: Some(completion) };
+        let guard =
+            OpGuard { shared: self.clone(), op_id, kind, token: token.clone(), completion: Some(completion) };
         log::debug!(target: "norman::ffi", "operation {op_id} ({kind:?}) started");
         if self.closed.load(Ordering::Acquire) {
             drop(guard); // completes as cancelled
@@ -261,12 +262,19 @@ struct OpGuard {
     shared: Arc<ClientShared>,
     op_id: u64,
     kind: norman_event_kind,
+    token: CancellationToken,
     completion: Option<Completion>,
 }
 
 impl OpGuard {
     fn complete(&mut self, result: FfiResult<Outcome>) {
         let Some(completion) = self.completion.take() else { return };
+        // An error that arrives after cancel was asked for is the cancel's doing (freeing a client
+        // drops connections that a request may notice before its cancel token): report CANCELLED.
+        let result = match result {
+            Err(_) if self.token.is_cancelled() => Err(FfiError::cancelled()),
+            other => other,
+        };
         self.shared.ops.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.op_id);
         let (code, message, outcome) = match result {
             Ok(outcome) => (NORMAN_OK, None, outcome),
