@@ -20,21 +20,6 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Copies the JSON string value that follows the first `key` after `from` (test-grade: the server
- * writes compact JSON). */
-static int json_after(const char *body, const char *from, const char *key, char *out, size_t cap) {
-    const char *at = from ? strstr(body, from) : body;
-    if (!at) return -1;
-    at = strstr(at, key);
-    if (!at) return -1;
-    at += strlen(key);
-    size_t n = 0;
-    while (at[n] && at[n] != '"' && n + 1 < cap) n++;
-    memcpy(out, at, n);
-    out[n] = 0;
-    return n > 0 ? 0 : -1;
-}
-
 /* Runs a request; returns its HTTP status (-1 on failure), the body NUL-terminated in `out`. */
 static int request(norman_client *client, const char *method, const char *route, const char *json, char *out,
                    size_t cap) {

@@ -119,6 +119,21 @@ static inline void fill_pattern(unsigned char *buf, size_t len, unsigned seed) {
     }
 }
 
+/* Copies the JSON string value that follows the first `key` (e.g. "\"access_token\":\"") after
+ * `from` in body. Test-grade: the server writes compact JSON. */
+static inline int json_after(const char *body, const char *from, const char *key, char *out, size_t cap) {
+    const char *at = from ? strstr(body, from) : body;
+    if (!at) return -1;
+    at = strstr(at, key);
+    if (!at) return -1;
+    at += strlen(key);
+    size_t n = 0;
+    while (at[n] && at[n] != '"' && n + 1 < cap) n++;
+    memcpy(out, at, n);
+    out[n] = 0;
+    return n > 0 ? 0 : -1;
+}
+
 static inline int finish_tests(const char *name) {
     printf("%s: %d checks, %d failed\n", name, g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;

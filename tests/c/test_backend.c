@@ -15,21 +15,6 @@ static const char *g_base;
 static char g_account[128];
 static char g_token[256];
 
-/* Copies the JSON string value that follows the first `key` (e.g. "\"access_token\":\"") after
- * `from` in body. Test-grade: the server writes compact JSON. */
-static int json_after(const char *body, const char *from, const char *key, char *out, size_t cap) {
-    const char *at = from ? strstr(body, from) : body;
-    if (!at) return -1;
-    at = strstr(at, key);
-    if (!at) return -1;
-    at += strlen(key);
-    size_t n = 0;
-    while (at[n] && at[n] != '"' && n + 1 < cap) n++;
-    memcpy(out, at, n);
-    out[n] = 0;
-    return n > 0 ? 0 : -1;
-}
-
 /* Runs a request and returns its status; the body (NUL-terminated copy) goes to `out`. */
 static int request(norman_client *client, const char *method, const char *route, const char *json, char *out, size_t cap) {
     norman_response *response = NULL;
