@@ -37,21 +37,10 @@ impl<'a> Uploads<'a> {
     ) -> Result<UploadSummary> {
         let file = std::fs::File::open(path).map_err(Error::io("opening the file to upload"))?;
         let size = file.metadata().map_err(Error::io("reading the size of the file to upload"))?.len();
-        let pairing = self.allocate(target, size).await?;
-        let mut upload = self.socket.open(&pairing).await?;
-        upload.on_progress(move |sent| progress(sent, size));
-        let sent = upload.write_file(file).await?;
-        if sent != size {
-            // The file changed under us; the backend would reject it anyway, so say why here.
-            return Err(Error::Truncated {
-                during: "reading the file to upload",
-                expected: size,
-                received: sent,
-            });
-        }
-        let summary = upload.finish().await?;
-        self.complete(&pairing.pairing_id, &summary).await?;
-        Ok(summary)
+        let progress: Box<dyn FnMut(u64) + Send> = Box::new(move |sent| progress(sent, size));
+        // Read inline, as UploadStream::write_file does (see streaming::blocking_io for why).
+        let mut reader = crate::streaming::InlineFileReader(file);
+        self.push_from(target, &mut reader, size, Some(progress), "reading the file to upload").await
     }
 
     /// Uploads `size` bytes from `reader` for `target` (a stream whose length is known up front).
@@ -61,15 +50,27 @@ impl<'a> Uploads<'a> {
         reader: &mut R,
         size: u64,
     ) -> Result<UploadSummary> {
+        self.push_from(target, reader, size, None, "reading the stream to upload").await
+    }
+
+    /// Allocate, stream `size` bytes from `reader`, complete with the checksum.
+    async fn push_from<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        target: &UploadTarget,
+        reader: &mut R,
+        size: u64,
+        progress: Option<Box<dyn FnMut(u64) + Send>>,
+        during: &'static str,
+    ) -> Result<UploadSummary> {
         let pairing = self.allocate(target, size).await?;
         let mut upload = self.socket.open(&pairing).await?;
+        if let Some(progress) = progress {
+            upload.on_progress(progress);
+        }
         let sent = upload.write_from(reader).await?;
         if sent != size {
-            return Err(Error::Truncated {
-                during: "reading the stream to upload",
-                expected: size,
-                received: sent,
-            });
+            // The source changed under us; the backend would reject it anyway, so say why here.
+            return Err(Error::Truncated { during, expected: size, received: sent });
         }
         let summary = upload.finish().await?;
         self.complete(&pairing.pairing_id, &summary).await?;
