@@ -1,6 +1,8 @@
 /* C-level benchmark (scripts/bench-c.sh), through the C API only.
  * `bench WRITE_SIZE MIB`: upload throughput through norman_upload_write with `write_size`-byte
  * writes from memory to `norman receive` on loopback; prints `c <size> <MB/s>`.
+ * `bench push BASE_URL WRITE_SIZE MIB`: the same writes on an asset socket `norman serve` allocated,
+ * finished and completed with the backend (the upload the Go and Node benchmarks make); `c <size> <MB/s>`.
  * `bench download BASE_URL MIB`: against `norman serve`, signs up, creates a model with a "File"
  * asset, pushes a MIB-sized file, then times full retrieves through norman_download_read into a
  * 1 MiB buffer and through the norman_client_retrieve callback, checking byte count and checksum
@@ -57,22 +59,22 @@ static int32_t count_chunk(void *userdata, const uint8_t *data, size_t len) {
     return 0;
 }
 
-static int bench_download(const char *base, size_t total) {
-    const char *dir = getenv("NORMAN_TEST_DIR") ? getenv("NORMAN_TEST_DIR") : "/tmp";
+/* Signs up on `norman serve` at `base` and creates a model with a "File" asset: returns a client with the
+ * new token (NULL on failure) and fills `account`, `model` and `asset` (128 bytes each). */
+static norman_client *bench_model(const char *base, char *account, char *model, char *asset) {
     static char body[65536];
-    char token[512], account[128], model[128], asset[128], json[2048], path[512];
-
+    char token[512], json[2048];
     norman_client *anon = new_client(base, NULL);
-    if (!anon) return 1;
+    if (!anon) return NULL;
     int status = request(anon, "PUT", "authenticate/signup/default", NULL, body, sizeof body);
     norman_client_free(anon);
     if (status != 200 || json_after(body, NULL, "\"access_token\":\"", token, sizeof token) != 0 ||
-        json_after(body, "\"account\":", "\"id\":\"", account, sizeof account) != 0) {
+        json_after(body, "\"account\":", "\"id\":\"", account, 128) != 0) {
         fprintf(stderr, "signup: %d %s\n", status, body);
-        return 1;
+        return NULL;
     }
     norman_client *client = new_client(base, token);
-    if (!client) return 1;
+    if (!client) return NULL;
     snprintf(json, sizeof json,
              "[{\"account_id\":\"%s\",\"version_label\":\"v1\",\"short_description\":\"c bench\","
              "\"name\":\"c-bench\",\"request_type\":\"Post\",\"model_type\":\"Api\","
@@ -80,17 +82,79 @@ static int bench_download(const char *base, size_t total) {
              "\"assets\":[{\"account_id\":\"%s\",\"asset_name\":\"File\"}]}]",
              account, account);
     status = request(client, "POST", "persist/models/", json, body, sizeof body);
-    if (status != 200 || json_after(body, NULL, "{\"", model, sizeof model) != 0 ||
-        json_after(body, "\"assets\":[", "\"id\":\"", asset, sizeof asset) != 0) {
+    if (status != 200 || json_after(body, NULL, "{\"", model, 128) != 0 ||
+        json_after(body, "\"assets\":[", "\"id\":\"", asset, 128) != 0) {
         fprintf(stderr, "create model: %d %s\n", status, body);
+        norman_client_free(client);
+        return NULL;
+    }
+    return client;
+}
+
+/* Deterministic benchmark content: 4 MiB, reused for any total size. */
+#define BENCH_DATA_LEN (4u << 20)
+static unsigned char *bench_data(void) {
+    unsigned char *data = malloc(BENCH_DATA_LEN);
+    for (size_t i = 0; data && i < BENCH_DATA_LEN; i++) data[i] = (unsigned char)(i * 131 % 251);
+    return data;
+}
+
+/* Writes `total` bytes of `data` (BENCH_DATA_LEN long) in `write_size` pieces; 0 on success. */
+static int write_all(norman_upload *upload, const unsigned char *data, size_t write_size, size_t total) {
+    size_t sent = 0;
+    while (sent < total) {
+        size_t at = sent % BENCH_DATA_LEN;
+        size_t n = write_size;
+        if (n > total - sent) n = total - sent;
+        if (n > BENCH_DATA_LEN - at) n = BENCH_DATA_LEN - at;
+        if (norman_upload_write(upload, data + at, n) != NORMAN_OK) {
+            fprintf(stderr, "write: %s\n", norman_last_error());
+            return 1;
+        }
+        sent += n;
+    }
+    return 0;
+}
+
+/* `bench push BASE_URL WRITE_SIZE MIB`: the upload the Go and Node benchmarks make, through the C API:
+ * an asset socket allocated by `norman serve`, writes from memory, finish (which completes the transfer
+ * and has the backend check size and checksum). Prints `c <size> <MB/s>`. */
+static int bench_push(const char *base, size_t write_size, size_t total) {
+    char account[128], model[128], asset[128];
+    norman_client *client = bench_model(base, account, model, asset);
+    unsigned char *data = bench_data();
+    if (!client || !data) return 1;
+    norman_target target = {NORMAN_TARGET_ASSET, account, model, NULL, asset};
+    norman_upload *upload = NULL;
+    double start = now();
+    if (norman_client_upload_begin(client, &target, total, &upload) != NORMAN_OK) {
+        fprintf(stderr, "upload_begin: %s\n", norman_last_error());
         return 1;
     }
+    uint64_t sum = 0;
+    if (write_all(upload, data, write_size, total) != 0) return 1;
+    if (norman_upload_finish(upload, &sum) != NORMAN_OK) {
+        fprintf(stderr, "finish: %s\n", norman_last_error());
+        return 1;
+    }
+    double secs = now() - start;
+    norman_upload_free(upload);
+    norman_client_free(client);
+    free(data);
+    printf("c %zu %.0f\n", write_size, (double)total / secs / 1e6);
+    return 0;
+}
+
+static int bench_download(const char *base, size_t total) {
+    const char *dir = getenv("NORMAN_TEST_DIR") ? getenv("NORMAN_TEST_DIR") : "/tmp";
+    char account[128], model[128], asset[128], path[512];
+    norman_client *client = bench_model(base, account, model, asset);
+    if (!client) return 1;
 
     /* The file to push: deterministic content, written in 4 MiB pieces. */
     snprintf(path, sizeof path, "%s/bench-download-%d.bin", dir, (int)getpid());
-    size_t piece = 4u << 20;
-    unsigned char *data = malloc(piece);
-    for (size_t i = 0; i < piece; i++) data[i] = (unsigned char)(i * 131 % 251);
+    size_t piece = BENCH_DATA_LEN;
+    unsigned char *data = bench_data();
     FILE *f = fopen(path, "wb");
     if (!f) {
         fprintf(stderr, "cannot write %s\n", path);
@@ -159,6 +223,13 @@ static int bench_download(const char *base, size_t total) {
 int main(int argc, char **argv) {
     (void)g_failures;
     (void)g_checks;
+    if (argc > 1 && strcmp(argv[1], "push") == 0) {
+        if (argc < 4) {
+            fprintf(stderr, "usage: bench push BASE_URL WRITE_SIZE [MIB]\n");
+            return 2;
+        }
+        return bench_push(argv[2], (size_t)atol(argv[3]), (argc > 4 ? (size_t)atol(argv[4]) : 256) << 20);
+    }
     if (argc > 1 && strcmp(argv[1], "download") == 0) {
         if (argc < 3) {
             fprintf(stderr, "usage: bench download BASE_URL [MIB]\n");
@@ -200,9 +271,7 @@ int main(int argc, char **argv) {
     }
     int port = atoi(strrchr(line, ':') + 1);
 
-    size_t data_len = 4u << 20;
-    unsigned char *data = malloc(data_len);
-    for (size_t i = 0; i < data_len; i++) data[i] = (unsigned char)(i * 131 % 251);
+    unsigned char *data = bench_data();
 
     norman_config *config = NULL;
     norman_client *client = NULL;
@@ -220,18 +289,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "open: %s\n", norman_last_error());
         return 1;
     }
-    size_t sent = 0;
-    while (sent < total) {
-        size_t at = sent % data_len;
-        size_t n = write_size;
-        if (n > total - sent) n = total - sent;
-        if (n > data_len - at) n = data_len - at;
-        if (norman_upload_write(upload, data + at, n) != NORMAN_OK) {
-            fprintf(stderr, "write: %s\n", norman_last_error());
-            return 1;
-        }
-        sent += n;
-    }
+    if (!data || write_all(upload, data, write_size, total) != 0) return 1;
     uint64_t sum = 0;
     if (norman_upload_finish(upload, &sum) != NORMAN_OK) {
         fprintf(stderr, "finish: %s\n", norman_last_error());
