@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { Client } from '../index.js';
-import { startServe, signup, createAssetTarget } from '../test/serve.js';
+import { startServe, signup, createAssetTarget } from '../support/serve.js';
 
 const args = process.argv.slice(2);
 let baseUrl = null;

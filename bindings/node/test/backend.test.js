@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { Client, NormanError, checksum } from '../index.js';
-import { startServe, signup, createAssetTarget, cliChecksum, pattern } from './serve.js';
+import { startServe, signup, createAssetTarget, cliChecksum, pattern } from '../support/serve.js';
 
 let serve;
 let client;

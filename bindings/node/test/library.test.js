@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as norman from '../index.js';
-import { cliChecksum, pattern } from './serve.js';
+import { cliChecksum, pattern } from '../support/serve.js';
 
 const { Client, NormanError, checksum, checksumSync, entityStateOfFlags } = norman;
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

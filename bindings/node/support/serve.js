@@ -1,4 +1,4 @@
-// Starts a real `norman serve` for tests and benchmarks, and helpers to sign up and create models.
+// (Not a test file: node --test runs every .js under test/.) Starts a real `norman serve` for tests and benchmarks, and helpers to sign up and create models.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
