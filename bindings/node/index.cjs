@@ -1,0 +1,3 @@
+'use strict';
+// CommonJS entry: require('norman').
+module.exports = require('./lib/client.cjs');

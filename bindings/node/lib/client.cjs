@@ -1,0 +1,821 @@
+'use strict';
+// The public API: Client, UploadStream (Writable), DownloadStream (Readable), checksums.
+
+const fsp = require('node:fs/promises');
+const os = require('node:os');
+const util = require('node:util');
+const { Writable, Readable } = require('node:stream');
+const native = require('./native.cjs');
+const { Executor } = require('./executor.cjs');
+const { NormanError, RESULT, errorOf, invalid } = require('./errors.cjs');
+
+const { koffi } = native;
+let executor = null;
+
+function lib() {
+  return native.load().fns;
+}
+
+function exec() {
+  if (!executor) {
+    executor = new Executor(native.load().path, Math.max(4, Math.min(16, os.availableParallelism?.() ?? 4) * 2));
+  }
+  return executor;
+}
+
+/** Throws the NormanError of a failed synchronous call made on this (the main) thread. */
+function check(rc) {
+  if (rc !== 0) throw errorOf(rc, lib().norman_last_error() || '');
+}
+
+/** Turns an executor reply into a value or a NormanError (the message read on that thread). */
+function unwrap(reply) {
+  if (reply.rc !== 0) throw errorOf(reply.rc, reply.msg);
+  return reply;
+}
+
+const isNull = (p) => p === null || p === undefined || p === 0n;
+const hex = (v) => BigInt(v).toString(16).padStart(16, '0');
+
+function cancelled(what, signal) {
+  const reason = signal && signal.reason;
+  return errorOf(RESULT.NORMAN_ERROR_CANCELLED, `${what} aborted`, reason !== undefined ? { cause: reason } : {});
+}
+
+function checkSignal(signal, what) {
+  if (signal === undefined || signal === null) return;
+  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean') throw invalid('signal must be an AbortSignal');
+  if (signal.aborted) throw cancelled(what, signal);
+}
+
+function checkOptions(options, name) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object') throw invalid(`${name} must be an object`);
+  return options;
+}
+
+function requireString(value, name, code = RESULT.NORMAN_ERROR_INVALID_ARGUMENT) {
+  if (typeof value !== 'string' || value.length === 0) throw errorOf(code, `${name} must be a non-empty string`);
+  return value;
+}
+
+// ---------- config ----------
+
+const CONFIG_KEYS = ['baseUrl', 'token', 'timeoutMs', 'retries', 'chunkSize', 'flushSize', 'workerThreads', 'fromEnv'];
+
+function positiveInt(config, key) {
+  const v = config[key];
+  if (v === undefined) return undefined;
+  if (!Number.isSafeInteger(v) || v < 0) throw errorOf(RESULT.NORMAN_ERROR_INVALID_CONFIG, `${key} must be a non-negative integer`);
+  return v;
+}
+
+function buildConfig(config) {
+  if (config === undefined) config = {};
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw errorOf(RESULT.NORMAN_ERROR_INVALID_CONFIG, 'config must be an object');
+  }
+  for (const key of Object.keys(config)) {
+    if (!CONFIG_KEYS.includes(key)) throw errorOf(RESULT.NORMAN_ERROR_INVALID_CONFIG, `unknown config key "${key}"`);
+  }
+  if (config.baseUrl !== undefined && typeof config.baseUrl !== 'string') {
+    throw errorOf(RESULT.NORMAN_ERROR_INVALID_CONFIG, 'baseUrl must be a string');
+  }
+  if (config.token !== undefined && config.token !== null && typeof config.token !== 'string') {
+    throw errorOf(RESULT.NORMAN_ERROR_INVALID_CONFIG, 'token must be a string');
+  }
+  const n = lib();
+  const out = [null];
+  check(config.fromEnv ? n.norman_config_from_env(out) : n.norman_config_new(out));
+  const handle = out[0];
+  try {
+    if (config.baseUrl !== undefined) check(n.norman_config_set_base_url(handle, config.baseUrl));
+    if (config.token) check(n.norman_config_set_token(handle, config.token));
+    const t = positiveInt(config, 'timeoutMs');
+    if (t !== undefined) check(n.norman_config_set_timeout_ms(handle, t));
+    const r = positiveInt(config, 'retries');
+    if (r !== undefined) check(n.norman_config_set_retries(handle, r));
+    const c = positiveInt(config, 'chunkSize');
+    if (c !== undefined) check(n.norman_config_set_chunk_size(handle, c));
+    const f = positiveInt(config, 'flushSize');
+    if (f !== undefined) check(n.norman_config_set_flush_size(handle, f));
+    const w = positiveInt(config, 'workerThreads');
+    if (w !== undefined) check(n.norman_config_set_worker_threads(handle, w));
+    const client = [null];
+    check(n.norman_client_new(handle, client));
+    return client[0];
+  } finally {
+    n.norman_config_free(handle);
+  }
+}
+
+// ---------- targets and pairings ----------
+
+const KINDS = { asset: 1, input: 2, output: 3 };
+
+function toTarget(target) {
+  if (target === null || typeof target !== 'object') throw invalid('target must be an object');
+  const kind = KINDS[target.kind];
+  if (!kind) throw invalid('target.kind must be "asset", "input" or "output"');
+  const idKey = { 1: 'assetId', 2: 'inputId', 3: 'outputId' }[kind];
+  return {
+    kind,
+    account_id: requireString(target.accountId, 'target.accountId'),
+    model_id: requireString(target.modelId, 'target.modelId'),
+    invocation_id: kind === 1 ? null : requireString(target.invocationId, 'target.invocationId'),
+    id: requireString(target[idKey], `target.${idKey}`),
+  };
+}
+
+const PAIRING_FIELDS = [
+  ['pairing_id', 'pairingId'],
+  ['host', 'host'],
+  ['encryption_key', 'encryptionKey'],
+  ['nonce', 'nonce'],
+  ['authentication_header', 'authenticationHeader'],
+];
+
+/** A pairing as the backend returns it (snake_case), camelCase, or its JSON text. Never echoes values. */
+function toPairing(pairing) {
+  const bad = (msg) => errorOf(RESULT.NORMAN_ERROR_INVALID_PAIRING, msg);
+  if (typeof pairing === 'string') {
+    try {
+      pairing = JSON.parse(pairing);
+    } catch {
+      throw errorOf(RESULT.NORMAN_ERROR_INVALID_JSON, 'the pairing text is not JSON');
+    }
+  }
+  if (pairing === null || typeof pairing !== 'object') throw bad('pairing must be an object');
+  const out = {};
+  for (const [snake, camel] of PAIRING_FIELDS) {
+    const v = pairing[snake] ?? pairing[camel];
+    if (typeof v !== 'string') throw bad(`pairing field ${snake} must be a string`);
+    out[snake] = v;
+  }
+  const port = pairing.port;
+  if (!Number.isInteger(port)) throw bad('pairing field port must be an integer');
+  out.port = port;
+  return out;
+}
+
+// ---------- handles: freed by close() or, as a safety net, by a FinalizationRegistry ----------
+
+function freeChild(rec) {
+  if (rec.freed) return;
+  rec.freed = true;
+  if (rec.kind === 'upload') lib().norman_upload_free(rec.handle);
+  else lib().norman_download_free(rec.handle);
+}
+
+function freeClientState(state) {
+  if (state.freed) return;
+  for (const rec of state.children) freeChild(rec);
+  state.children.clear();
+  state.freed = true;
+  lib().norman_client_free(state.handle);
+}
+
+const clientRegistry = new FinalizationRegistry((state) => {
+  try {
+    freeClientState(state);
+  } catch {
+    /* best effort at GC time */
+  }
+});
+const childRegistry = new FinalizationRegistry((rec) => {
+  try {
+    if (!rec.state.freed) {
+      freeChild(rec);
+      rec.state.children.delete(rec);
+    }
+  } catch {
+    /* best effort at GC time */
+  }
+});
+
+// ---------- responses ----------
+
+class Response {
+  constructor(status, body) {
+    this.status = status;
+    this.body = body;
+  }
+  get ok() {
+    return this.status >= 200 && this.status < 300;
+  }
+  text() {
+    return this.body.toString('utf8');
+  }
+  json() {
+    if (this.body.length === 0) return null;
+    try {
+      return JSON.parse(this.text());
+    } catch (e) {
+      throw errorOf(RESULT.NORMAN_ERROR_DECODE, `response body is not JSON: ${e.message}`);
+    }
+  }
+}
+
+function httpError(method, route, response) {
+  const s = response.status;
+  const result = s === 401 || s === 403 ? RESULT.NORMAN_ERROR_HTTP_UNAUTHORIZED : s === 404 ? RESULT.NORMAN_ERROR_HTTP_NOT_FOUND : RESULT.NORMAN_ERROR_HTTP_STATUS;
+  const excerpt = response.text().slice(0, 300);
+  return errorOf(result, `HTTP ${s} on ${method} ${route}: ${excerpt}`, { status: s });
+}
+
+const STATES = ['pending', 'done', 'failed'];
+
+// ---------- Client ----------
+
+class Client {
+  /**
+   * @param {object} [config] { baseUrl, token, timeoutMs, retries, chunkSize, flushSize, workerThreads, fromEnv }
+   */
+  constructor(config) {
+    const handle = buildConfig(config);
+    this._baseUrl = config && config.baseUrl !== undefined ? config.baseUrl : undefined;
+    this._state = { handle, children: new Set(), freed: false };
+    this._closing = null;
+    this._ops = new Map(); // op id -> { resolve, reject, what }
+    this._pumping = null;
+    this._jobs = new Set();
+    clientRegistry.register(this, this._state, this);
+  }
+
+  get closed() {
+    return this._closing !== null;
+  }
+
+  [util.inspect.custom]() {
+    return `Client { baseUrl: ${util.inspect(this._baseUrl)}, closed: ${this.closed} }`;
+  }
+
+  toJSON() {
+    return { baseUrl: this._baseUrl, closed: this.closed };
+  }
+
+  _handle() {
+    if (this._closing) throw errorOf(RESULT.NORMAN_ERROR_STATE, 'the client is closed');
+    return this._state.handle;
+  }
+
+  /** Runs a job on an executor thread, tracked so close() waits for it. */
+  _run(op, args) {
+    const p = exec().run(op, args);
+    this._jobs.add(p);
+    const forget = () => this._jobs.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  _adopt(kind, handle) {
+    const rec = { kind, handle, freed: false, state: this._state };
+    this._state.children.add(rec);
+    return rec;
+  }
+
+  _release(rec) {
+    if (!rec.freed) {
+      freeChild(rec);
+      this._state.children.delete(rec);
+    }
+  }
+
+  /** Replaces the bearer token (null or '' removes it). */
+  setToken(token) {
+    if (token !== null && token !== undefined && typeof token !== 'string') throw invalid('token must be a string');
+    check(lib().norman_client_set_token(this._handle(), token || null));
+  }
+
+  // ----- asynchronous operations through the pull-style event API -----
+
+  _startOp(what, signal, start) {
+    checkSignal(signal, what);
+    const handle = this._handle();
+    const op = [0];
+    check(start(handle, op)); // returns at once; a failure here is this thread's last error
+    const id = BigInt(op[0]);
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, what, signal, onAbort: null };
+      if (signal) {
+        entry.onAbort = () => lib().norman_client_cancel(handle, id);
+        signal.addEventListener('abort', entry.onAbort, { once: true });
+      }
+      this._ops.set(id, entry);
+      this._pump();
+    });
+  }
+
+  _pump() {
+    if (this._pumping) return;
+    this._pumping = (async () => {
+      try {
+        while (this._ops.size > 0) {
+          const reply = await this._run('next_event', [this._state.handle, 200]);
+          if (reply.rc !== 0) {
+            const err = errorOf(reply.rc, reply.msg);
+            for (const [id, entry] of this._ops) this._settle(id, entry, null, err);
+            break;
+          }
+          const ev = reply.v;
+          if (!ev) continue;
+          const entry = this._ops.get(ev.op);
+          if (entry) this._settle(ev.op, entry, ev, null);
+        }
+      } finally {
+        this._pumping = null;
+      }
+    })();
+  }
+
+  _settle(id, entry, ev, err) {
+    this._ops.delete(id);
+    if (entry.signal && entry.onAbort) entry.signal.removeEventListener('abort', entry.onAbort);
+    if (err) return entry.reject(err);
+    if (ev.result === RESULT.NORMAN_ERROR_CANCELLED && entry.signal && entry.signal.aborted) {
+      return entry.reject(cancelled(entry.what, entry.signal));
+    }
+    if (ev.result !== 0) return entry.reject(errorOf(ev.result, ev.message));
+    entry.resolve(ev);
+  }
+
+  /**
+   * Sends any request under the base URL. Resolves with a Response whatever its status (2xx or not);
+   * rejects with a NormanError on transport failures (connect, timeout) or when aborted.
+   */
+  async request(method, route, body, options) {
+    const { signal } = checkOptions(options, 'options');
+    requireString(method, 'method');
+    requireString(route, 'route');
+    let json = null;
+    if (body !== undefined && body !== null) {
+      if (typeof body === 'string') json = body;
+      else if (Buffer.isBuffer(body)) json = body.toString('utf8');
+      else json = JSON.stringify(body);
+    }
+    const ev = await this._startOp(`${method} ${route}`, signal, (h, op) =>
+      lib().norman_client_request_async(h, method.toUpperCase(), route, json, null, null, null, op),
+    );
+    return new Response(ev.status, ev.body ? Buffer.from(ev.body.buffer, ev.body.byteOffset, ev.body.length) : Buffer.alloc(0));
+  }
+
+  /** Like request(), parsing the JSON answer; a non-2xx status rejects with NORMAN_ERROR_HTTP_*. */
+  async requestJson(method, route, body, options) {
+    const response = await this.request(method, route, body, options);
+    if (!response.ok) throw httpError(method, route, response);
+    return response.json();
+  }
+
+  /** PUT authenticate/signup/default: a new account and its token ({ token, account }). */
+  async signup(options) {
+    const r = await this.requestJson('PUT', 'authenticate/signup/default', null, options);
+    return { token: r.access_token, account: r.account };
+  }
+
+  /** POST persist/models/: creates models; resolves with the map of id to Model. */
+  createModels(models, options) {
+    if (!Array.isArray(models)) throw invalid('models must be an array of Model objects');
+    return this.requestJson('POST', 'persist/models/', models, options);
+  }
+
+  /** POST persist/flags/get: { entity_id: [StatusFlag] } for the given constraints (or all). */
+  getStatusFlags(constraints, options) {
+    return this.requestJson('POST', 'persist/flags/get', constraints ?? null, options);
+  }
+
+  /** Whether every status flag of an entity is finished: 'pending' | 'done' | 'failed'. */
+  async entityState(entityId, options) {
+    const { signal } = checkOptions(options, 'options');
+    requireString(entityId, 'entityId');
+    const ev = await this._startOp(`entity state of ${entityId}`, signal, (h, op) =>
+      lib().norman_client_entity_state_async(h, entityId, null, null, null, op),
+    );
+    return STATES[ev.state];
+  }
+
+  /** POST file-push/socket/pair/asset|input: a pairing for an upload of `size` bytes. */
+  async pair(target, size, options) {
+    const t = toTarget(target);
+    if (!Number.isSafeInteger(size) || size < 0) throw invalid('size must be a non-negative integer');
+    if (t.kind === 3) throw invalid('uploads go to an asset or an input, not an output');
+    const body =
+      t.kind === 1
+        ? { account_id: t.account_id, model_id: t.model_id, file_size_in_bytes: size, asset_id: t.id }
+        : { account_id: t.account_id, model_id: t.model_id, file_size_in_bytes: size, invocation_id: t.invocation_id, input_id: t.id };
+    return this.requestJson('POST', t.kind === 1 ? 'file-push/socket/pair/asset' : 'file-push/socket/pair/input', body, options);
+  }
+
+  /** POST file-push/socket/complete: tells the backend the checksum of an upload made on a pairing. */
+  complete(pairingId, checksum, options) {
+    requireString(pairingId, 'pairingId');
+    if (typeof checksum !== 'string' || !/^[0-9a-fA-F]{16}$/.test(checksum)) throw invalid('checksum must be 16 hex digits');
+    return this.requestJson('POST', 'file-push/socket/complete', { pairing_id: pairingId, checksum }, options);
+  }
+
+  // ----- streams -----
+
+  /**
+   * A Writable that uploads what is written to it. `source`: a pairing (as the backend returns it)
+   * or { target, size } to allocate one (then finishing also completes the transfer with the
+   * backend). `stream.checksum` (16 hex digits) is set before 'finish'; `stream.result` resolves
+   * with { checksum, bytes }.
+   */
+  upload(source, options) {
+    const opts = checkOptions(options, 'options');
+    this._handle();
+    let open;
+    if (source && typeof source === 'object' && 'target' in source) {
+      const target = toTarget(source.target);
+      if (!Number.isSafeInteger(source.size) || source.size < 0) throw invalid('size must be a non-negative integer');
+      open = () => this._run('upload_begin', [this._state.handle, target, source.size]);
+    } else {
+      const pairing = toPairing(source);
+      open = () => this._run('upload_open', [this._state.handle, pairing]);
+    }
+    checkSignal(opts.signal, 'upload');
+    return new UploadStream(this, open, opts);
+  }
+
+  /** A Readable of the file of `target` (asset, input or output); `stream.checksum` is set at 'end'. */
+  download(target, options) {
+    const opts = checkOptions(options, 'options');
+    const t = toTarget(target);
+    this._handle();
+    checkSignal(opts.signal, 'download');
+    return new DownloadStream(this, t, opts);
+  }
+
+  /**
+   * Uploads the file at `path` to `target` (allocate, stream, complete). The file is read into two
+   * reused buffers, the next read overlapping the current write. `onProgress(sent, total)` runs on
+   * the JS thread after each write. Resolves with { checksum, bytes }.
+   */
+  async pushFile(target, path, options) {
+    const opts = checkOptions(options, 'options');
+    const t = toTarget(target);
+    requireString(path, 'path');
+    const { signal, onProgress } = opts;
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
+    const chunk = opts.chunkSize ?? 1 << 20;
+    if (!Number.isSafeInteger(chunk) || chunk <= 0) throw invalid('chunkSize must be a positive integer');
+    checkSignal(signal, 'pushFile');
+    this._handle();
+    let fh;
+    try {
+      fh = await fsp.open(path, 'r');
+    } catch (e) {
+      throw errorOf(RESULT.NORMAN_ERROR_IO, `cannot open ${path}: ${e.message}`, { cause: e });
+    }
+    let rec = null;
+    let onAbort = null;
+    try {
+      const size = (await fh.stat()).size;
+      const handle = unwrap(await this._run('upload_begin', [this._state.handle, t, size])).v;
+      rec = this._adopt('upload', handle);
+      if (signal) {
+        onAbort = () => lib().norman_upload_abort(handle);
+        signal.addEventListener('abort', onAbort, { once: true });
+        if (signal.aborted) onAbort();
+      }
+      const bufs = [Buffer.allocUnsafeSlow(Math.min(chunk, Math.max(size, 1))), Buffer.allocUnsafeSlow(Math.min(chunk, Math.max(size, 1)))];
+      const addrs = bufs.map((b) => koffi.address(b));
+      const readInto = (i, pos) => fh.read(bufs[i], 0, Math.min(bufs[i].length, size - pos), pos);
+      let sent = 0;
+      let which = 0;
+      let pending = size > 0 ? readInto(0, 0) : null;
+      while (pending) {
+        const { bytesRead } = await pending;
+        if (bytesRead === 0) throw errorOf(RESULT.NORMAN_ERROR_TRUNCATED, `${path} shrank while being uploaded (${sent} of ${size} bytes)`);
+        const at = sent + bytesRead;
+        pending = at < size ? readInto(1 - which, at) : null;
+        const reply = await this._run('upload_write', [handle, [addrs[which], bytesRead]]);
+        if (reply.rc !== 0) {
+          if (pending) await pending.catch(() => {});
+          pending = null;
+          if (signal && signal.aborted) throw cancelled('pushFile', signal);
+          unwrap(reply);
+        }
+        sent = at;
+        which = 1 - which;
+        if (onProgress) onProgress(sent, size);
+      }
+      const done = await this._run('upload_finish', [handle]);
+      if (done.rc !== 0 && signal && signal.aborted) throw cancelled('pushFile', signal);
+      return { checksum: hex(unwrap(done).v), bytes: size };
+    } catch (e) {
+      if (rec && !rec.freed) lib().norman_upload_abort(rec.handle);
+      if (e instanceof NormanError) throw e;
+      throw errorOf(RESULT.NORMAN_ERROR_IO, `pushFile ${path}: ${e.message}`, { cause: e });
+    } finally {
+      if (signal && onAbort) signal.removeEventListener('abort', onAbort);
+      if (rec) this._release(rec);
+      await fh.close().catch(() => {});
+    }
+  }
+
+  /**
+   * Ends every operation of this client (uploads and downloads are aborted, pending requests
+   * cancelled), waits for them, then frees the native client. Idempotent.
+   */
+  close() {
+    if (this._closing) return this._closing;
+    const state = this._state;
+    this._closing = (async () => {
+      clientRegistry.unregister(this);
+      for (const rec of state.children) {
+        if (rec.freed) continue;
+        if (rec.kind === 'upload') lib().norman_upload_abort(rec.handle);
+        else lib().norman_download_cancel(rec.handle);
+      }
+      for (const id of this._ops.keys()) lib().norman_client_cancel(state.handle, id);
+      while (this._jobs.size > 0 || this._pumping) {
+        await Promise.allSettled([...this._jobs, this._pumping]);
+      }
+      for (const rec of state.children) freeChild(rec);
+      state.children.clear();
+      if (!state.freed) {
+        state.freed = true;
+        await exec().run('client_free', [state.handle]);
+      }
+    })();
+    return this._closing;
+  }
+}
+
+// ---------- UploadStream ----------
+
+class UploadStream extends Writable {
+  constructor(client, open, opts) {
+    super({ highWaterMark: opts.highWaterMark ?? 4 << 20, decodeStrings: true });
+    this._client = client;
+    this._open = open;
+    this._rec = null;
+    this._inflight = null;
+    this._signal = opts.signal || null;
+    this.checksum = undefined;
+    this.bytes = 0;
+    let resolve, reject;
+    this.result = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.result.catch(() => {});
+    this._resolve = resolve;
+    this._reject = reject;
+    this.once('error', (e) => reject(e));
+    if (this._signal) {
+      this._onAbort = () => this.destroy(cancelled('upload', this._signal));
+      this._signal.addEventListener('abort', this._onAbort, { once: true });
+    }
+  }
+
+  [util.inspect.custom]() {
+    return `UploadStream { bytes: ${this.bytes}, checksum: ${util.inspect(this.checksum)}, destroyed: ${this.destroyed} }`;
+  }
+
+  _track(p) {
+    this._inflight = p;
+    return p.finally(() => {
+      if (this._inflight === p) this._inflight = null;
+    });
+  }
+
+  _construct(cb) {
+    this._track(this._open()).then(
+      (reply) => {
+        if (reply.rc !== 0) return cb(errorOf(reply.rc, reply.msg));
+        this._rec = this._client._adopt('upload', reply.v);
+        childRegistry.register(this, this._rec, this);
+        if (this.destroyed) lib().norman_upload_abort(reply.v);
+        cb();
+      },
+      (e) => cb(e),
+    );
+  }
+
+  write(chunk, encoding, cb) {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    let err = null;
+    if (this.writableEnded || this.destroyed) {
+      err = errorOf(RESULT.NORMAN_ERROR_STATE, this.destroyed ? 'write after the upload was destroyed' : 'write after end of the upload');
+    } else if (chunk === null || chunk === undefined) {
+      err = errorOf(RESULT.NORMAN_ERROR_NULL_ARGUMENT, 'chunk is null or undefined');
+    } else if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
+      err = invalid('chunk must be a Buffer, Uint8Array or string');
+    }
+    if (err) {
+      if (cb) process.nextTick(cb, err);
+      else if (!this.destroyed) this.destroy(err);
+      return false;
+    }
+    return super.write(chunk, encoding, cb);
+  }
+
+  _writev(chunks, cb) {
+    const list = [];
+    const keep = [];
+    let bytes = 0;
+    for (const { chunk } of chunks) {
+      if (chunk.length === 0) continue;
+      keep.push(chunk);
+      list.push(koffi.address(chunk), chunk.length);
+      bytes += chunk.length;
+    }
+    if (list.length === 0) return cb();
+    this._track(this._client._run('upload_write', [this._rec.handle, list])).then(
+      (reply) => {
+        keep.length = 0; // the buffers were only needed until the native writes returned
+        if (reply.rc !== 0) return cb(this._failure(reply));
+        this.bytes += bytes;
+        cb();
+      },
+      (e) => cb(e),
+    );
+  }
+
+  _write(chunk, encoding, cb) {
+    this._writev([{ chunk }], cb);
+  }
+
+  _failure(reply) {
+    if (this._signal && this._signal.aborted) return cancelled('upload', this._signal);
+    return errorOf(reply.rc, reply.msg);
+  }
+
+  _final(cb) {
+    this._track(this._client._run('upload_finish', [this._rec.handle])).then(
+      (reply) => {
+        if (reply.rc !== 0) return cb(this._failure(reply));
+        this.checksum = hex(reply.v);
+        this._resolve({ checksum: this.checksum, bytes: this.bytes });
+        cb();
+      },
+      (e) => cb(e),
+    );
+  }
+
+  _destroy(err, cb) {
+    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
+    if (this._rec && !this._rec.freed && this.checksum === undefined) lib().norman_upload_abort(this._rec.handle);
+    const wait = this._inflight || Promise.resolve();
+    wait.catch(() => {}).then(() => {
+      const rec = this._rec;
+      if (rec) {
+        childRegistry.unregister(this);
+        this._client._release(rec);
+      }
+      if (err) this._reject(err);
+      else if (this.checksum === undefined) this._reject(errorOf(RESULT.NORMAN_ERROR_CANCELLED, 'upload destroyed before it finished'));
+      cb(err);
+    });
+  }
+}
+
+// ---------- DownloadStream ----------
+
+class DownloadStream extends Readable {
+  constructor(client, target, opts) {
+    super({ highWaterMark: opts.highWaterMark ?? 1 << 20 });
+    this._client = client;
+    this._target = target;
+    this._rec = null;
+    this._inflight = null;
+    this._signal = opts.signal || null;
+    this.checksum = undefined;
+    this.contentLength = undefined;
+    this.bytes = 0;
+    if (this._signal) {
+      this._onAbort = () => this.destroy(cancelled('download', this._signal));
+      this._signal.addEventListener('abort', this._onAbort, { once: true });
+    }
+  }
+
+  [util.inspect.custom]() {
+    return `DownloadStream { bytes: ${this.bytes}, checksum: ${util.inspect(this.checksum)}, destroyed: ${this.destroyed} }`;
+  }
+
+  _track(p) {
+    this._inflight = p;
+    return p.finally(() => {
+      if (this._inflight === p) this._inflight = null;
+    });
+  }
+
+  _construct(cb) {
+    this._track(this._client._run('retrieve_open', [this._client._handle(), this._target])).then(
+      (reply) => {
+        if (reply.rc !== 0) return cb(errorOf(reply.rc, reply.msg));
+        this._rec = this._client._adopt('download', reply.v);
+        childRegistry.register(this, this._rec, this);
+        this.contentLength = reply.length === 0xffffffffffffffffn ? undefined : Number(reply.length);
+        cb();
+      },
+      (e) => cb(e),
+    );
+  }
+
+  _read(size) {
+    const cap = Math.max(size, 64 << 10);
+    const buf = Buffer.allocUnsafeSlow(cap);
+    this._track(this._client._run('download_read', [this._rec.handle, koffi.address(buf), cap])).then(
+      (reply) => {
+        if (reply.rc !== 0) {
+          const err = this._signal && this._signal.aborted ? cancelled('download', this._signal) : errorOf(reply.rc, reply.msg);
+          return this.destroy(err);
+        }
+        if (reply.v === 0) {
+          const out = [0];
+          const rc = lib().norman_download_checksum(this._rec.handle, out);
+          if (rc !== 0) return this.destroy(errorOf(rc, lib().norman_last_error() || ''));
+          this.checksum = hex(out[0]);
+          return this.push(null);
+        }
+        this.bytes += reply.v;
+        this.push(buf.subarray(0, reply.v));
+      },
+      (e) => this.destroy(e),
+    );
+  }
+
+  _destroy(err, cb) {
+    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
+    if (this._rec && !this._rec.freed && this.checksum === undefined) lib().norman_download_cancel(this._rec.handle);
+    const wait = this._inflight || Promise.resolve();
+    wait.catch(() => {}).then(() => {
+      const rec = this._rec;
+      if (rec) {
+        childRegistry.unregister(this);
+        this._client._release(rec);
+      }
+      cb(err);
+    });
+  }
+}
+
+// ---------- checksums ----------
+
+function checksumSync(data) {
+  if (typeof data === 'string') data = Buffer.from(data, 'utf8');
+  if (!(data instanceof Uint8Array)) throw invalid('data must be a Buffer, Uint8Array or string');
+  const out = [0];
+  check(lib().norman_checksum(data.length ? data : null, data.length, out));
+  return hex(out[0]);
+}
+
+/** xxh3-64 (16 hex digits, as `norman checksum` prints) of a Buffer / Uint8Array / string or a stream. */
+async function checksum(input) {
+  if (input === null || input === undefined) throw errorOf(RESULT.NORMAN_ERROR_NULL_ARGUMENT, 'checksum of null or undefined');
+  if (typeof input === 'string' || input instanceof Uint8Array) return checksumSync(input);
+  if (typeof input[Symbol.asyncIterator] !== 'function') throw invalid('checksum needs a Buffer, Uint8Array, string or readable stream');
+  const n = lib();
+  const out = [null];
+  check(n.norman_hasher_new(out));
+  const hasher = out[0];
+  try {
+    for await (let chunk of input) {
+      if (typeof chunk === 'string') chunk = Buffer.from(chunk, 'utf8');
+      if (!(chunk instanceof Uint8Array)) throw invalid('the stream yielded something other than bytes');
+      if (chunk.length) check(n.norman_hasher_update(hasher, chunk, chunk.length));
+    }
+    const digest = [0];
+    check(n.norman_hasher_digest(hasher, digest));
+    return hex(digest[0]);
+  } finally {
+    n.norman_hasher_free(hasher);
+  }
+}
+
+/** Judges a status-flag list offline: 'pending' | 'done' | 'failed'. */
+function entityStateOfFlags(flags) {
+  if (flags === null || typeof flags !== 'object') throw invalid('flags must be an array of StatusFlag or a map');
+  const out = [0];
+  check(lib().norman_entity_state_of_flags(JSON.stringify(flags), out));
+  return STATES[out[0]];
+}
+
+function version() {
+  return lib().norman_version();
+}
+
+function libraryPath() {
+  return native.load().path;
+}
+
+module.exports = {
+  Client,
+  UploadStream,
+  DownloadStream,
+  Response,
+  NormanError,
+  RESULT,
+  checksum,
+  checksumSync,
+  entityStateOfFlags,
+  version,
+  libraryPath,
+  libraryCandidates: () => native.candidates().map(([origin, path]) => ({ origin, path })),
+  ABI_VERSION: native.ABI_VERSION,
+};
