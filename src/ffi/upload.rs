@@ -319,16 +319,18 @@ pub unsafe extern "C" fn norman_upload_abort(upload: *const norman_upload) -> no
     guard(|| {
         // SAFETY: as above.
         let upload = unsafe { arg(upload, "upload") }?;
-        if let Ok(state) = upload.state.lock() {
-            if matches!(*state, UploadState::Finished(_)) {
-                return Err(FfiError::new(NORMAN_ERROR_STATE, "the upload is already finished"));
-            }
-        }
+        // Cancel first: a write or finish blocked in another thread holds the state lock, so waiting
+        // for it would wait out the blocked call; and one that finds the lock taken by us below
+        // must see the cancellation, not report BUSY.
         upload.cancel.cancel();
-        // A blocked writer releases the lock once it sees the cancellation; it then drops the stream.
         if let Ok(mut state) = upload.state.try_lock() {
-            if matches!(*state, UploadState::Open(_)) {
-                *state = UploadState::Aborted;
+            match *state {
+                UploadState::Finished(_) => {
+                    return Err(FfiError::new(NORMAN_ERROR_STATE, "the upload is already finished"))
+                }
+                // Dropping the stream resets the connection: the receiver keeps nothing.
+                UploadState::Open(_) => *state = UploadState::Aborted,
+                UploadState::Failed | UploadState::Aborted => {}
             }
         }
         Ok(())
@@ -369,6 +371,10 @@ pub unsafe extern "C" fn norman_upload_free(upload: *mut norman_upload) {
 fn lock(upload: &norman_upload) -> FfiResult<std::sync::MutexGuard<'_, UploadState>> {
     match upload.state.try_lock() {
         Ok(state) => Ok(state),
+        // An abort in progress holds the lock for a moment: that is a cancellation, not contention.
+        Err(TryLockError::WouldBlock) if upload.cancel.is_cancelled() => {
+            Err(FfiError::new(NORMAN_ERROR_CANCELLED, "the upload was aborted"))
+        }
         Err(TryLockError::WouldBlock) => {
             Err(FfiError::new(NORMAN_ERROR_BUSY, "another thread is using this upload"))
         }

@@ -491,6 +491,51 @@ static int silent_listener(int *port) {
     return fd;
 }
 
+/* A write blocked on a receiver that never reads, and the abort another thread makes. */
+typedef struct {
+    norman_upload *upload;
+    norman_result rc;
+} blocked_writer;
+
+static void *write_until_blocked(void *arg) {
+    blocked_writer *w = arg;
+    static unsigned char chunk[1 << 20];
+    w->rc = NORMAN_OK;
+    for (int i = 0; i < 4096 && w->rc == NORMAN_OK; i++) w->rc = norman_upload_write(w->upload, chunk, sizeof chunk);
+    return NULL;
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_abort_of_a_blocked_write(void) {
+    /* The timeout (30 s) is far longer than the wait below: only the abort can end the write. */
+    norman_client *client = new_client("http://127.0.0.1:1/v0/", 30000);
+    int port = 0;
+    int fd = silent_listener(&port); /* the kernel accepts; nobody reads, so the socket fills up */
+    CHECK(fd >= 0);
+    norman_pairing p = pairing_for(port);
+    blocked_writer w = {NULL, NORMAN_OK};
+    CHECK_RC(norman_upload_open(client, &p, &w.upload), NORMAN_OK);
+    pthread_t writer;
+    CHECK(pthread_create(&writer, NULL, write_until_blocked, &w) == 0);
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    double start = seconds_now();
+    CHECK_RC(norman_upload_abort(w.upload), NORMAN_OK);
+    pthread_join(writer, NULL);
+    double elapsed = seconds_now() - start;
+    CHECK_RC(w.rc, NORMAN_ERROR_CANCELLED);
+    CHECK(elapsed < 10.0); /* returned because of the abort, not the 30 s timeout */
+    CHECK_RC(norman_upload_write(w.upload, (const uint8_t *)"x", 1), NORMAN_ERROR_CANCELLED);
+    norman_upload_free(w.upload);
+    close(fd);
+    norman_client_free(client);
+}
+
 static void test_async(void) {
     /* A dead host: the request completes with CONNECT through the callback, exactly once. */
     norman_client *dead = new_client("http://127.0.0.1:1/v0/", 2000);
@@ -592,6 +637,7 @@ int main(void) {
     test_bad_pairings();
     test_streaming_upload();
     test_abort_and_killed_receiver();
+    test_abort_of_a_blocked_write();
     test_concurrent_uploads();
     test_async();
     test_logs();
