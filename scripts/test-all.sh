@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of libnorman. Installs what it needs first (nothing beyond the Rust toolchain yet;
-# gcc, g++ and pkg-config for the C suite; the Go and Node suites join here as their bindings land) and ends with one summary line.
+# Runs every test of libnorman: Rust, C, Go, Node. Installs what it needs first (gcc, g++ and
+# pkg-config for the C suite, golang-go for the Go one, koffi through `npm ci`) and ends with one
+# summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -19,13 +20,24 @@ cargo test --locked --all-targets 2>&1 | tee "$log"
 echo "== C tests (header, ASan, static and shared libraries, install, norman serve)"
 ./scripts/test-c.sh 2>&1 | tee -a "$log"
 
+echo "== Go binding (go vet, go test -race against norman serve)"
+target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
+export NORMAN_LIBRARY="$target_dir/debug/libnorman.so" NORMAN_BIN="$target_dir/debug/norman"  # test-c.sh built them
+./scripts/test-go.sh 2>&1 | tee -a "$log"
+
+echo "== Node binding (npm ci, node --test against norman serve)"
+./scripts/test-node.sh 2>&1 | tee -a "$log"
+
 # Rust: "N passed; M failed" per test binary. C: each "test_x: N checks, M failed" suite is one test.
-passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
-failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+passed=$(grep -E '^test result:' "$log" | grep -Eo '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+failed=$(grep -E '^test result:' "$log" | grep -Eo '[0-9]+ failed;' | awk '{s += $1} END {print s + 0}')
 c_passed=$(grep -Ec '^test_[a-z_]+: [0-9]+ checks, 0 failed$' "$log" || true)
 c_failed=$(grep -Ec '^test_[a-z_]+: [0-9]+ checks, [1-9][0-9]* failed$' "$log" || true)
-passed=$((passed + c_passed))
-failed=$((failed + c_failed))
+# Go and Node: one "go tests: N passed, M failed" line each.
+b_passed=$(sed -nE 's/^(go|node) tests: ([0-9]+) passed, ([0-9]+) failed$/\2/p' "$log" | awk '{s += $1} END {print s + 0}')
+b_failed=$(sed -nE 's/^(go|node) tests: ([0-9]+) passed, ([0-9]+) failed$/\3/p' "$log" | awk '{s += $1} END {print s + 0}')
+passed=$((passed + c_passed + b_passed))
+failed=$((failed + c_failed + b_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

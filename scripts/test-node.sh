@@ -6,24 +6,11 @@
 # Ends with exactly one line `node tests: N passed, M failed`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target_dir=$(cd "${CARGO_TARGET_DIR:-target}" 2>/dev/null && pwd || echo "${CARGO_TARGET_DIR:-target}")
-case "$(uname -s)" in
-    Darwin) lib_name=libnorman.dylib ;;
-    *) lib_name=libnorman.so ;;
-esac
-if [ -z "${NORMAN_LIBRARY:-}" ] || [ -z "${NORMAN_BIN:-}" ]; then
-    profile=
-    for p in release debug; do
-        [ -f "$target_dir/$p/$lib_name" ] && [ -x "$target_dir/$p/norman" ] || continue
-        if [ -z "$profile" ] || [ "$target_dir/$p/$lib_name" -nt "$target_dir/$profile/$lib_name" ]; then profile=$p; fi
-    done
-    if [ -z "$profile" ]; then
-        echo "test-node: no $lib_name and norman in $target_dir/{release,debug}; run cargo build --locked --lib --bins first" >&2
-        echo "node tests: 0 passed, 1 failed"
-        exit 1
-    fi
-    export NORMAN_LIBRARY=${NORMAN_LIBRARY:-$target_dir/$profile/$lib_name}
-    export NORMAN_BIN=${NORMAN_BIN:-$target_dir/$profile/norman}
+# shellcheck source=scripts/pick-build.sh
+. scripts/pick-build.sh
+if ! pick_build; then
+    echo "node tests: 0 passed, 1 failed"
+    exit 1
 fi
 echo "== node: $(node --version), library $NORMAN_LIBRARY, program $NORMAN_BIN"
 cd bindings/node

@@ -1,0 +1,3 @@
+module github.com/norman-ai/libnorman/bindings/go
+
+go 1.19

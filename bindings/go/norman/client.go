@@ -1,0 +1,259 @@
+// Package norman is the Go binding of libnorman, the Norman Core SDK: encrypted, checksummed uploads
+// of model assets and invocation inputs, downloads, and every route of the Norman API, over the C
+// library through cgo.
+//
+// The library is linked from the repository's cargo build (target/release) by default; build with
+// the tag norman_system to link an installed libnorman through pkg-config instead, or point
+// CGO_LDFLAGS at another build ("-L$dir -Wl,-rpath,$dir").
+package norman
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../../include
+#cgo !norman_system LDFLAGS: -L${SRCDIR}/../../../target/release -Wl,-rpath,${SRCDIR}/../../../target/release -lnorman
+#cgo norman_system pkg-config: norman
+#include <stdlib.h>
+#include "norman.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// ABIVersion is the C ABI version this package was written for; NewClient refuses a library built
+// for another one.
+const ABIVersion = 1
+
+// Version is the version of the linked libnorman ("0.1.0").
+func Version() string { return C.GoString(C.norman_version()) }
+
+// Secret is a string that never prints: fmt shows "<redacted>" for every verb that formats it as a
+// value, so a Config can be logged.
+type Secret string
+
+func (Secret) String() string   { return "<redacted>" }
+func (Secret) GoString() string { return `"<redacted>"` }
+
+// Config says how a Client talks to Norman. Zero fields take libnorman's defaults (those of the
+// Python SDK): 10 s timeout, 3 retries, 64 KiB chunks, 8 MiB flush size, one worker per core (at
+// most 8).
+type Config struct {
+	// BaseURL of the API, ending in the version, e.g. "http://127.0.0.1:8080/v0/".
+	BaseURL string
+	// Token is the bearer token sent with every request (a secret: never logged).
+	Token Secret
+	// Timeout of a request, a connect, and any socket wait without progress.
+	Timeout time.Duration
+	// Retries of idempotent requests on connect errors and 502/503/504; negative disables them.
+	Retries int
+	// ChunkSize is the unit of hashing, encryption and socket writes of an upload.
+	ChunkSize int
+	// FlushSize is the most bytes an upload queues ahead of the socket (at least ChunkSize).
+	FlushSize int
+	// WorkerThreads of the client's runtime.
+	WorkerThreads int
+	// FromEnvironment starts from NORMAN_BASE_URL, NORMAN_TOKEN, NORMAN_TIMEOUT_SECS,
+	// NORMAN_CHUNK_SIZE, NORMAN_FLUSH_SIZE and NORMAN_RETRIES; the non-zero fields above win.
+	FromEnvironment bool
+}
+
+// Client talks to one Norman backend. It is safe for concurrent use by many goroutines. Close it
+// when done; a forgotten Client is closed by a finalizer.
+type Client struct {
+	// mu guards ptr: calls hold it shared while they use the C handle, Close exclusively.
+	mu    sync.RWMutex
+	ptr   *C.norman_client
+	token Secret // kept only to scrub it from error messages a server might echo
+}
+
+// NewClient validates cfg and starts a client (its runtime threads and callback thread).
+func NewClient(cfg Config) (*Client, error) {
+	if abi := uint32(C.norman_abi_version()); abi != ABIVersion {
+		return nil, newError(ErrInternal, "new client",
+			fmt.Sprintf("libnorman has ABI version %d, this package needs %d", abi, ABIVersion))
+	}
+	var config *C.norman_config
+	var err error
+	if cfg.FromEnvironment {
+		err = call("config from environment", func() C.enum_norman_result { return C.norman_config_from_env(&config) })
+	} else {
+		err = call("new config", func() C.enum_norman_result { return C.norman_config_new(&config) })
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer C.norman_config_free(config)
+	if err := applyConfig(config, cfg); err != nil {
+		return nil, err
+	}
+	c := &Client{token: cfg.Token}
+	if err := call("new client", func() C.enum_norman_result { return C.norman_client_new(config, &c.ptr) }); err != nil {
+		return nil, err
+	}
+	runtime.SetFinalizer(c, (*Client).Close)
+	return c, nil
+}
+
+func applyConfig(config *C.norman_config, cfg Config) error {
+	var steps []func() (string, C.enum_norman_result)
+	if cfg.BaseURL != "" {
+		steps = append(steps, func() (string, C.enum_norman_result) {
+			s, free := cString(cfg.BaseURL)
+			defer free()
+			return "base URL", C.norman_config_set_base_url(config, s)
+		})
+	}
+	if cfg.Token != "" {
+		steps = append(steps, func() (string, C.enum_norman_result) {
+			s, free := cString(string(cfg.Token))
+			defer free()
+			return "token", C.norman_config_set_token(config, s)
+		})
+	}
+	if cfg.Timeout < 0 || (cfg.Timeout > 0 && cfg.Timeout < time.Millisecond) {
+		return newError(ErrInvalidConfig, "config", fmt.Sprintf("timeout %v: must be at least 1ms", cfg.Timeout))
+	}
+	if cfg.Timeout > 0 {
+		steps = append(steps, func() (string, C.enum_norman_result) {
+			return "timeout", C.norman_config_set_timeout_ms(config, C.uint64_t(cfg.Timeout/time.Millisecond))
+		})
+	}
+	if cfg.Retries != 0 {
+		retries := cfg.Retries
+		if retries < 0 {
+			retries = 0
+		}
+		steps = append(steps, func() (string, C.enum_norman_result) {
+			return "retries", C.norman_config_set_retries(config, C.uint32_t(retries))
+		})
+	}
+	for _, size := range []struct {
+		name  string
+		value int
+		set   func(C.size_t) C.enum_norman_result
+	}{
+		{"chunk size", cfg.ChunkSize, func(n C.size_t) C.enum_norman_result { return C.norman_config_set_chunk_size(config, n) }},
+		{"flush size", cfg.FlushSize, func(n C.size_t) C.enum_norman_result { return C.norman_config_set_flush_size(config, n) }},
+		{"worker threads", cfg.WorkerThreads, func(n C.size_t) C.enum_norman_result {
+			return C.norman_config_set_worker_threads(config, n)
+		}},
+	} {
+		size := size
+		if size.value < 0 {
+			return newError(ErrInvalidConfig, "config", fmt.Sprintf("%s %d: must not be negative", size.name, size.value))
+		}
+		if size.value > 0 {
+			steps = append(steps, func() (string, C.enum_norman_result) { return size.name, size.set(C.size_t(size.value)) })
+		}
+	}
+	for _, step := range steps {
+		var name string
+		if err := call("config", func() C.enum_norman_result {
+			var rc C.enum_norman_result
+			name, rc = step()
+			return rc
+		}); err != nil {
+			err.(*Error).Op = "config " + name
+			return err
+		}
+	}
+	return nil
+}
+
+// Close cancels every running operation of the client (each returns ErrCancelled), stops its
+// threads and frees it. Uploads and downloads opened from it fail afterwards. Close is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr != nil {
+		C.norman_client_free(c.ptr)
+		c.ptr = nil
+		runtime.SetFinalizer(c, nil)
+	}
+	return nil
+}
+
+// SetToken replaces the bearer token (empty removes it); running operations keep theirs.
+func (c *Client) SetToken(token Secret) error {
+	return c.with("set token", func(ptr *C.norman_client) error {
+		s, free := cString(string(token))
+		defer free()
+		if err := call("set token", func() C.enum_norman_result { return C.norman_client_set_token(ptr, s) }); err != nil {
+			return err
+		}
+		c.token = token
+		return nil
+	})
+}
+
+// with runs f with the C handle while holding the client open.
+func (c *Client) with(op string, f func(*C.norman_client) error) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return newError(ErrClosed, op, "the client is closed")
+	}
+	return f(c.ptr)
+}
+
+// scrub removes the client's token from text a server sent back.
+func (c *Client) scrub(text string) string {
+	if len(c.token) >= 8 {
+		text = strings.ReplaceAll(text, string(c.token), "<redacted>")
+	}
+	return text
+}
+
+// call runs one C call and turns a failure into an *Error carrying norman_last_error. The thread is
+// locked so the message read is the one this call left (it is per thread).
+func call(op string, f func() C.enum_norman_result) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rc := f()
+	if rc == C.NORMAN_OK {
+		return nil
+	}
+	return lastError(op, rc)
+}
+
+func lastError(op string, rc C.enum_norman_result) *Error {
+	msg := ""
+	if p := C.norman_last_error(); p != nil {
+		msg = C.GoString(p)
+	}
+	if msg == "" {
+		msg = C.GoString(C.norman_result_str(C.int32_t(rc)))
+	}
+	return newError(Code(rc), op, msg)
+}
+
+// cString copies s into C memory for one call; strings with NUL bytes cannot cross.
+func cString(s string) (*C.char, func()) {
+	p := C.CString(s)
+	return p, func() { C.free(unsafe.Pointer(p)) }
+}
+
+// checkCString refuses strings C would cut short at a NUL byte.
+func checkCString(op, name, s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return newError(ErrInvalidArgument, op, name+" contains a NUL byte")
+	}
+	return nil
+}
+
+// done reports whether ctx has ended, as the error a call returns.
+func done(ctx context.Context, op string) error {
+	if ctx == nil {
+		return newError(ErrNullArgument, op, "nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return contextError(op, err)
+	}
+	return nil
+}

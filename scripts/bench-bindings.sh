@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Upload throughput of the bindings next to the C API, in one run against one `norman serve`:
+# MIB MiB from memory to an asset socket (pairing from the backend, finish completes the transfer)
+# with 64 KiB and 1 MiB writes, through `tests/c/bench.c push` (C), `go test -bench Upload` (Go) and
+# `bindings/node/bench/upload.js` (Node). ROUNDS rounds interleave the three; the table shows the
+# median of each and its ratio to C. Release build; reports numbers, never fails on them.
+# Usage: scripts/bench-bindings.sh [MIB] [ROUNDS]   (defaults 256 and 3; CARGO_TARGET_DIR is honoured)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mib=${1:-256}
+rounds=${2:-3}
+cargo build --locked --release --quiet --lib --bins
+target_dir=${CARGO_TARGET_DIR:-target}
+lib_dir=$(cd "$target_dir/release" && pwd)
+shm_root=/tmp
+[ -d /dev/shm ] && [ -w /dev/shm ] && shm_root=/dev/shm   # blob writes in memory, not on the disk
+out=$(mktemp -d "$shm_root/norman-bench.XXXXXX")
+serve_pid=
+cleanup() {
+    [ -n "$serve_pid" ] && { kill -TERM "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
+    rm -rf "$out"
+}
+trap cleanup EXIT
+
+gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/bench.c -o "$out/cbench" \
+    "$lib_dir/libnorman.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+(cd bindings/go/norman && CGO_LDFLAGS="-L$lib_dir -Wl,-rpath,$lib_dir" go test -c -o "$out/go.test" .)
+(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error)
+
+mkdir -p "$out/serve"
+"$lib_dir/norman" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.out" 2>"$out/serve.err" &
+serve_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$out/serve.out" 2>/dev/null && break
+    sleep 0.1
+done
+base_url=$(head -1 "$out/serve.out" | awk '{print $NF}')
+[ -n "$base_url" ] || { echo "norman serve did not start:"; cat "$out/serve.err"; exit 1; }
+
+results="$out/results"   # lines: LANG SIZE MB/s
+for round in $(seq 1 "$rounds"); do
+    echo "round $round of $rounds ($mib MiB per upload)" >&2
+    for size in 65536 1048576; do "$out/cbench" push "$base_url" "$size" "$mib" >>"$results"; done
+    NORMAN_TEST_BASE_URL="$base_url" NORMAN_BENCH_MIB="$mib" "$out/go.test" -test.run '^$' \
+        -test.bench 'Upload/' -test.benchtime 1x |
+        awk '/^BenchmarkUpload\/write=/ { split($1, a, "[=-]"); print "go", a[2], $(NF-1) }' >>"$results"
+    NORMAN_LIBRARY="$lib_dir/libnorman.so" node bindings/node/bench/upload.js --base-url "$base_url" --mib "$mib" \
+        >>"$results"
+    # Each round's blobs are done with: keep the memory-backed data dir small.
+    find "$out/serve" -type f -size +1M -delete 2>/dev/null || true
+done
+
+echo "upload of $mib MiB from memory to norman serve on loopback, median of $rounds rounds (MB/s):"
+printf "%10s %8s %8s %8s %8s %8s\n" write C Go Node Go/C Node/C
+for size in 65536 1048576; do
+    median() { awk -v l="$1" -v s="$size" '$1 == l && $2 == s {print $3}' "$results" | sort -n |
+        awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
+    c=$(median c); go=$(median go); node=$(median node)
+    awk -v s="$size" -v c="$c" -v g="$go" -v n="$node" 'BEGIN {
+        printf "%10d %8.0f %8.0f %8.0f %7.0f%% %7.0f%%\n", s, c, g, n, c ? 100 * g / c : 0, c ? 100 * n / c : 0 }'
+done

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the Go binding's checks and tests (bindings/go): gofmt, go vet, and go test -race against a
+# real `norman serve` the tests start. Installs Go from Debian (golang-go) when it is missing. Needs
+# libnorman and the norman program built (`cargo build --locked --lib --bins`, debug or --release);
+# see scripts/pick-build.sh for which build is tested. Ends with one line `go tests: N passed, M failed`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v go >/dev/null; then
+    echo "== go: installing golang-go"
+    (apt-get update -qq && apt-get install -y -qq golang-go) >/dev/null
+fi
+# shellcheck source=scripts/pick-build.sh
+. scripts/pick-build.sh
+if ! pick_build; then
+    echo "go tests: 0 passed, 1 failed"
+    exit 1
+fi
+echo "== go: $(go version), library $NORMAN_LIBRARY, program $NORMAN_BIN"
+cd bindings/go
+# The package links target/release by default; these flags come first, so the chosen build wins.
+export CGO_LDFLAGS="-L$NORMAN_LIB_DIR -Wl,-rpath,$NORMAN_LIB_DIR ${CGO_LDFLAGS:-}"
+status=0
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+    echo "gofmt would change: $unformatted"
+    status=1
+fi
+go vet ./... || status=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+go test -race -count=1 -timeout 600s -v ./... 2>&1 | tee "$log" | grep -Ev '^(=== (RUN|PAUSE|CONT)|\s+[a-z_]+_test.go:[0-9]+: )' || true
+passed=$(grep -Ec '^\s*--- PASS: ' "$log" || true)
+failed=$(grep -Ec '^\s*--- FAIL: ' "$log" || true)
+if ! grep -Eq '^ok\s' "$log" || grep -Eq '^(FAIL|panic:)' "$log"; then
+    status=1
+    [ "$failed" -eq 0 ] && failed=1
+fi
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "go tests: $passed passed, $failed failed"
+[ "$status" -eq 0 ]
