@@ -21,8 +21,6 @@ echo "== C tests (header, ASan, static and shared libraries, install, norman ser
 ./scripts/test-c.sh 2>&1 | tee -a "$log"
 
 echo "== Go binding (go vet, go test -race against norman serve)"
-target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
-export NORMAN_LIBRARY="$target_dir/debug/libnorman.so" NORMAN_BIN="$target_dir/debug/norman"  # test-c.sh built them
 ./scripts/test-go.sh 2>&1 | tee -a "$log"
 
 echo "== Node binding (npm ci, node --test against norman serve)"

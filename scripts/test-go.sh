@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Go binding's checks and tests (bindings/go): gofmt, go vet, and go test -race against a
-# real `norman serve` the tests start. Installs Go from Debian (golang-go) when it is missing. Needs
-# libnorman and the norman program built (`cargo build --locked --lib --bins`, debug or --release);
-# see scripts/pick-build.sh for which build is tested. Ends with one line `go tests: N passed, M failed`.
+# real `norman serve` the tests start. Installs Go from Debian (golang-go) when it is missing. Tests
+# the build NORMAN_LIBRARY and NORMAN_BIN name, else builds and tests the debug build
+# (scripts/pick-build.sh). Ends with one line `go tests: N passed, M failed`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null; then

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Node binding's tests (bindings/node) with node's own test runner against a real
-# `norman serve`. Needs libnorman and the norman program built (`cargo build --locked --lib --bins`,
-# debug or --release). Honours NORMAN_LIBRARY, NORMAN_BIN and CARGO_TARGET_DIR; otherwise uses the
-# newer of target/release and target/debug, the library and the program from the same profile.
+# `norman serve`, after `npm ci`. Tests the build NORMAN_LIBRARY and NORMAN_BIN name, else builds
+# and tests the debug build (scripts/pick-build.sh).
 # Ends with exactly one line `node tests: N passed, M failed`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
