@@ -514,6 +514,25 @@ class Client {
   }
 
   /**
+   * Downloads `target` (asset, input or output) into the file at `path` (created or truncated;
+   * removed again on failure), entirely in the library (norman_client_retrieve_file_async): no
+   * bytes cross into JS. Resolves with { checksum, bytes }; an aborted signal cancels it.
+   * @param {Target} target
+   * @param {string} path
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<{checksum: string, bytes: number}>}
+   */
+  async retrieveFile(target, path, options) {
+    const { signal } = checkOptions(options, 'options');
+    const t = toTarget(target);
+    requireString(path, 'path');
+    const ev = await this._startOp(`retrieveFile ${path}`, signal, (h, op) =>
+      lib().norman_client_retrieve_file_async(h, t, path, null, null, null, op),
+    );
+    return { checksum: hex(ev.checksum), bytes: Number(ev.bytes) };
+  }
+
+  /**
    * Ends every operation of this client (uploads and downloads are aborted, pending requests
    * cancelled), waits for them, then frees the native client. Idempotent.
    */
