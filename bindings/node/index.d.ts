@@ -61,30 +61,310 @@ export interface CallOptions { signal?: AbortSignal }
 export interface UploadResult { checksum: string; bytes: number }
 export type EntityState = 'pending' | 'done' | 'failed';
 
+// ---------- the objects of the routes (docs/schemas/norman_objects.json) ----------
+// Field names are the wire's snake_case. Optional fields are those the schema gives a default: leave
+// them out when creating, and the backend fills them (ids "0" or absent mean "assign one"); every
+// field is present in what the backend returns. Datetimes are RFC 3339 UTC strings.
+
+export type StatusFlagName =
+  | 'Logo_EFS_Staging' | 'Logo_S3_Storage' | 'File_EFS_Staging' | 'File_S3_Storage' | 'File_Image_Build'
+  | 'Input_EFS_Staging' | 'Input_S3_Storage' | 'Input_EFS_Transcoding' | 'Input_EFS_Tensor'
+  | 'Model_Function_Run' | 'Output_EFS_Staging' | 'Output_S3_Storage';
+/** Not_Started=0, Enqueued=1, In_Progress=2, Finished=3, Error=4. */
+export type StatusFlagValue = 0 | 1 | 2 | 3 | 4;
+
 export interface StatusFlag {
-  id: string;
+  id?: string;
   account_id: string;
   entity_id: string;
-  update_time: string;
-  flag_name: string;
-  /** Not_Started=0, Enqueued=1, In_Progress=2, Finished=3, Error=4. */
-  flag_value: number;
+  update_time?: string;
+  flag_name: StatusFlagName;
+  flag_value: StatusFlagValue;
 }
 
+export interface Account {
+  id?: string;
+  creation_time?: string;
+  name: string;
+}
+
+/** What signup and login routes answer. util.inspect shows the tokens as '<redacted>'. */
+export interface LoginResponse {
+  account?: Account | null;
+  /** Bearer token for Client#setToken (a secret). */
+  access_token?: string | null;
+  id_token?: string | null;
+}
+
+export type HttpRequestType = 'Get' | 'Post' | 'Put';
+export type ModelType = 'Api' | 'Pytorch_jit' | 'Transformer_hf';
+export type ModelHostingLocation = 'External' | 'Internal';
+export type OutputFormat = 'Binary' | 'Json' | 'Text';
+export type ModelBuildStatus = 'InProgress' | 'Completed' | 'Failed';
+export type SignatureType = 'Input' | 'Output';
+export type DataModality = 'Audio' | 'File' | 'Float' | 'Image' | 'Integer' | 'Text' | 'Video';
+export type ReceiveFormat = 'File' | 'Link' | 'Primitive';
+export type HttpLocation = 'Body' | 'Path' | 'Query';
+
+/** A file slot of a model (weights, logo, ...); its id names the file (AssetTarget.assetId). */
+export interface ModelAsset {
+  id?: string;
+  account_id: string;
+  model_id?: string;
+  asset_name: string;
+}
+
+/** How often a tag was given to a model. */
+export interface AggregateTag {
+  model_id: string;
+  name: string;
+  tag_count: number;
+}
+
+/** A tag a user added to a model. */
+export interface ModelTag {
+  id?: string;
+  account_id?: string;
+  model_id?: string;
+  name: string;
+}
+
+/** One parameter of a signature. */
+export interface ModelParam {
+  id?: string;
+  model_id?: string;
+  signature_id?: string;
+  data_modality: DataModality;
+  data_encoding: string;
+  parameter_name: string;
+}
+
+/** A transform applied to a signature's data. */
+export interface SignatureTransform {
+  id?: string;
+  signature_id?: string;
+  transform_name: string;
+  transform_args?: Record<string, string>;
+}
+
+/** One input or output of a model. */
+export interface ModelSignature {
+  id?: string;
+  model_id?: string;
+  signature_type: SignatureType;
+  data_modality: DataModality;
+  data_domain: string;
+  data_encoding: string;
+  receive_format: ReceiveFormat;
+  http_location: HttpLocation;
+  hidden: boolean;
+  display_title: string;
+  default_value?: string | null;
+  parameters?: ModelParam[];
+  transforms?: SignatureTransform[];
+  signature_args?: Record<string, string>;
+}
+
+/** One version of a model. newModel() makes one to create. */
 export interface Model {
   id?: string;
   account_id: string;
-  name: string;
+  model_base_id?: string;
   version_label: string;
-  short_description?: string;
-  long_description?: string;
-  request_type?: string;
-  model_type?: string;
-  hosting_location?: string;
-  output_format?: string;
-  assets?: Array<{ id?: string; account_id: string; asset_name: string; [key: string]: unknown }>;
-  [key: string]: unknown;
+  active?: boolean;
+  build_status?: ModelBuildStatus | null;
+  creation_time?: string;
+  short_description: string;
+  assets?: ModelAsset[];
+  tags?: AggregateTag[];
+  name: string;
+  model_class: string;
+  url?: string | null;
+  request_type: HttpRequestType;
+  model_type: ModelType;
+  hosting_location: ModelHostingLocation;
+  output_format: OutputFormat;
+  long_description: string;
+  inputs?: ModelSignature[];
+  outputs?: ModelSignature[];
+  http_headers?: Record<string, string>;
+  user_added_tags?: ModelTag[];
 }
+
+/** A model as stored: its id (and its base's) assigned. */
+export type StoredModel = Model & { id: string; model_base_id: string };
+
+/** The version summary PATCH persist/models/version takes and returns. */
+export interface ModelPreview {
+  id?: string;
+  account_id: string;
+  model_base_id?: string;
+  version_label: string;
+  active?: boolean;
+  creation_time?: string;
+}
+
+/** Groups the versions of a model. */
+export interface ModelBase {
+  id?: string;
+  account_id: string;
+  name: string;
+  invocation_count?: number;
+  model_previews?: ModelPreview[];
+  creation_time?: string;
+}
+
+/** One input or output slot of an invocation; its id names the file (InputTarget.inputId / OutputTarget.outputId). */
+export interface InvocationSignature {
+  id?: string;
+  account_id: string;
+  model_id: string;
+  signature_id: string;
+  invocation_id?: string;
+  display_title?: string;
+}
+
+/** One call of a model, with its input and output slots. */
+export interface Invocation {
+  id?: string;
+  account_id: string;
+  model_id: string;
+  creation_time?: string;
+  inputs?: InvocationSignature[];
+  outputs?: InvocationSignature[];
+}
+
+/** An invocation as stored: its id and its slots' ids assigned. */
+export type StoredInvocation = Invocation & {
+  id: string;
+  inputs: Array<InvocationSignature & { id: string }>;
+  outputs: Array<InvocationSignature & { id: string }>;
+};
+
+/** A message the backend keeps for an account (its fields are not fixed by the schema). */
+export type Notification = Record<string, unknown>;
+
+export type BinaryRelation = '=' | '!=' | '>' | '<' | '>=' | '<=' | 'LIKE' | 'IN' | 'NOT IN';
+
+/** Compares one column of one table (e.g. { table: 'Models', column: 'Name', operator: '=', value: 'x' }). */
+export interface FilterNode {
+  table: string;
+  /** Default 'ID'. */
+  column?: string;
+  /** Default '='. */
+  operator?: BinaryRelation;
+  value: string | number | string[] | number[];
+}
+
+/** Joins nodes and nested clauses. */
+export interface FilterClause {
+  children: Array<FilterClause | FilterNode>;
+  /** Default 'AND'. */
+  join_condition?: 'AND' | 'OR';
+}
+
+export interface SortNode {
+  table: string;
+  column?: string;
+  direction?: 'ASC' | 'DESC';
+}
+
+export interface SortClause {
+  children: SortNode[];
+}
+
+export interface PageClause {
+  limit: number | null;
+  offset: number | null;
+}
+
+/** Filters, sorts and pages the `.../get` routes; whereEquals() and whereIn() make simple ones. */
+export interface QueryConstraints {
+  filter?: FilterClause | null;
+  sort?: SortClause | null;
+  page?: PageClause | null;
+}
+
+/** The request of getModels() and getModelBases(); omitted: all models. */
+export interface GetModelsRequest {
+  constraints?: QueryConstraints | null;
+  /** Only models whose build finished (default false). */
+  finished_models?: boolean;
+  /** Alias of finished_models. */
+  finishedModels?: boolean;
+}
+
+/** Asks for an upload socket for a model asset (what pair() sends for an AssetTarget). */
+export interface SocketAssetPairingRequest {
+  account_id: string;
+  model_id: string;
+  file_size_in_bytes: number;
+  asset_id: string;
+}
+
+/** Asks for an upload socket for an invocation input (what pair() sends for an InputTarget). */
+export interface SocketInputPairingRequest {
+  account_id: string;
+  model_id: string;
+  file_size_in_bytes: number;
+  invocation_id: string;
+  input_id: string;
+}
+
+/** Has the backend fetch a model asset from links (http or https only). */
+export interface AssetDownloadRequest {
+  account_id: string;
+  model_id: string;
+  links: string[];
+  asset_id: string;
+  asset_name: string;
+}
+
+/** Has the backend fetch an invocation input from links. */
+export interface InputDownloadRequest {
+  account_id: string;
+  model_id: string;
+  links: string[];
+  signature_id: string;
+  invocation_id: string;
+  input_id: string;
+}
+
+/** Has the backend fetch an invocation output from links. */
+export interface OutputDownloadRequest {
+  account_id: string;
+  model_id: string;
+  links: string[];
+  signature_id: string;
+  invocation_id: string;
+  output_id: string;
+}
+
+interface TrackedDownloadBase {
+  download_request: { account_id: string; model_id: string; links: string[] };
+  file_link: string;
+  model: Model;
+  downloaded_bytes: number;
+  /** 0 until known; the pull is done when downloaded_bytes === total_bytes > 0. */
+  total_bytes: number;
+  file_checksum: string;
+}
+export interface TrackedAssetDownload extends TrackedDownloadBase {
+  entity_type: 'Asset';
+  asset: ModelAsset;
+}
+export interface TrackedInputDownload extends TrackedDownloadBase {
+  entity_type: 'Input';
+  invocation: Invocation;
+  invocation_input: InvocationSignature;
+}
+export interface TrackedOutputDownload extends TrackedDownloadBase {
+  entity_type: 'Output';
+  invocation: Invocation;
+  invocation_output: InvocationSignature;
+}
+/** The progress of a pull (GET file-pull/metadata/{entity_id}), discriminated by entity_type. */
+export type TrackedDownload = TrackedAssetDownload | TrackedInputDownload | TrackedOutputDownload;
 
 export class Response {
   readonly status: number;
@@ -137,18 +417,75 @@ export class Client {
   request(method: string, route: string, body?: unknown, options?: CallOptions): Promise<Response>;
   /** Like request(), parsing JSON; a non-2xx status rejects with NORMAN_ERROR_HTTP_*. */
   requestJson<T = unknown>(method: string, route: string, body?: unknown, options?: CallOptions): Promise<T>;
-  signup(options?: CallOptions): Promise<{ token: string; account: { id: string; [key: string]: unknown } }>;
-  createModels(models: Model[], options?: CallOptions): Promise<Record<string, Model & { id: string }>>;
-  getStatusFlags(constraints?: unknown, options?: CallOptions): Promise<Record<string, StatusFlag[]>>;
+  signup(options?: CallOptions): Promise<{ token: string; account: Account & { id: string } }>;
+  /** POST authenticate/login/default/{account_id}: logs in to an account without credentials. */
+  loginDefault(accountId: string, options?: CallOptions): Promise<LoginResponse>;
+  /** POST authenticate/login/key. The key is never kept, and '<redacted>' in any error message. */
+  loginWithKey(accountId: string, apiKey: string, options?: CallOptions): Promise<LoginResponse>;
+
+  /** POST persist/models/get: { id: Model }; no request: all models. */
+  getModels(request?: GetModelsRequest | null, options?: CallOptions): Promise<Record<string, StoredModel>>;
+  /** POST persist/models/bases/get: { id: ModelBase }. */
+  getModelBases(request?: GetModelsRequest | null, options?: CallOptions): Promise<Record<string, ModelBase & { id: string }>>;
+  /** POST persist/models/: creates models, each under a new base; { id: Model }. */
+  createModels(models: Model[], options?: CallOptions): Promise<Record<string, StoredModel>>;
+  /** Creates one model; resolves with it as stored, its ids and its assets' ids assigned. */
+  createModel(model: Model, options?: CallOptions): Promise<StoredModel>;
+  /** POST persist/models/version: new versions of existing bases (model_base_id); { id: Model }. */
+  createModelVersions(models: Model[], options?: CallOptions): Promise<Record<string, StoredModel>>;
+  /** PATCH persist/models/: { id: Model }. */
+  updateModels(models: Model[], options?: CallOptions): Promise<Record<string, StoredModel>>;
+  /** PATCH persist/models/version: sets which version of each base is active. */
+  updateModelVersions(previews: ModelPreview[], options?: CallOptions): Promise<ModelPreview[]>;
+  /** DELETE persist/models/: resolves with how many models were deleted. */
+  deleteModels(constraints: QueryConstraints, options?: CallOptions): Promise<number>;
+  /** POST persist/invocations/get: { id: Invocation }; no constraints: all. */
+  getInvocations(constraints?: QueryConstraints | null, options?: CallOptions): Promise<Record<string, StoredInvocation>>;
+  /** POST persist/invocation/history/get: { id: Invocation }; no constraints: all. */
+  getInvocationHistory(constraints?: QueryConstraints | null, options?: CallOptions): Promise<Record<string, StoredInvocation>>;
+  /** POST persist/invocations: resolves with them as stored, in order. */
+  createInvocations(invocations: Invocation[], options?: CallOptions): Promise<StoredInvocation[]>;
+  /** POST persist/invocations/by-name: e.g. { echo: 2 }. */
+  createInvocationsByName(counts: Record<string, number>, options?: CallOptions): Promise<StoredInvocation[]>;
+  /** POST persist/notifications/get; no constraints: all. */
+  getNotifications(constraints?: QueryConstraints | null, options?: CallOptions): Promise<Notification[]>;
+
+  /** POST persist/flags/get: { entity_id: [StatusFlag] }; no constraints: all. */
+  getStatusFlags(constraints?: QueryConstraints | null, options?: CallOptions): Promise<Record<string, StatusFlag[]>>;
+  /** The flags of the given entities (filter Status_Flags.Entity_ID IN ids); a trailing object is the options. */
+  getFlagsOf(...entityIds: string[]): Promise<Record<string, StatusFlag[]>>;
+  getFlagsOf(...args: [...entityIds: string[], options: CallOptions]): Promise<Record<string, StatusFlag[]>>;
   entityState(entityId: string, options?: CallOptions): Promise<EntityState>;
+
   pair(target: AssetTarget | InputTarget, size: number, options?: CallOptions): Promise<Pairing>;
   complete(pairingId: string, checksum: string, options?: CallOptions): Promise<unknown>;
+
+  /** GET file-pull/metadata/{entity_id}: the progress of a pull. */
+  downloadMetadata(entityId: string, options?: CallOptions): Promise<TrackedDownload>;
+  /** POST file-pull/upload/assets: resolves with the ids to follow with downloadMetadata(). */
+  submitAssetLinks(request: AssetDownloadRequest, options?: CallOptions): Promise<string[]>;
+  /** POST file-pull/upload/inputs. */
+  submitInputLinks(request: InputDownloadRequest, options?: CallOptions): Promise<string[]>;
+  /** POST file-pull/upload/outputs. */
+  submitOutputLinks(request: OutputDownloadRequest, options?: CallOptions): Promise<string[]>;
 
   /** Upload on a pairing (then call complete()), or allocate one for `target` (finishing completes it). */
   upload(source: Pairing | string | { target: AssetTarget | InputTarget; size: number }, options?: UploadOptions): UploadStream;
   download(target: Target, options?: DownloadOptions): DownloadStream;
   pushFile(target: AssetTarget | InputTarget, path: string, options?: PushFileOptions): Promise<UploadResult>;
+  /** Downloads target into the file at path (removed again on failure), inside the library. */
+  retrieveFile(target: Target, path: string, options?: CallOptions): Promise<UploadResult>;
 }
+
+/** A model to create: active, external Api answering Json to Post, one asset slot per name; no ids. */
+export function newModel(accountId: string, name: string, versionLabel: string, ...assetNames: string[]): Model;
+/** The id of the model's asset named `name` (undefined when there is none or it has no id yet). */
+export function assetIdOf(model: Model, name: string): string | undefined;
+/** Rows of `table` whose `column` equals `value`. */
+export function whereEquals(table: string, column: string, value: string | number): QueryConstraints;
+/** Rows of `table` whose `column` is one of `values` (given as arguments or as one array). */
+export function whereIn(table: string, column: string, ...values: Array<string | number>): QueryConstraints;
+export function whereIn(table: string, column: string, values: Array<string | number>): QueryConstraints;
 
 /** xxh3-64 as 16 hex digits (what `norman checksum` prints). */
 export function checksum(input: Uint8Array | string | AsyncIterable<Uint8Array | string>): Promise<string>;
@@ -169,6 +506,10 @@ declare const norman: {
   checksum: typeof checksum;
   checksumSync: typeof checksumSync;
   entityStateOfFlags: typeof entityStateOfFlags;
+  newModel: typeof newModel;
+  assetIdOf: typeof assetIdOf;
+  whereEquals: typeof whereEquals;
+  whereIn: typeof whereIn;
   version: typeof version;
   libraryPath: typeof libraryPath;
   libraryCandidates: typeof libraryCandidates;

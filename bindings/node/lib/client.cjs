@@ -223,6 +223,135 @@ function httpError(method, route, response) {
   return errorOf(result, `HTTP ${s} on ${method} ${route}: ${excerpt}`, { status: s });
 }
 
+// ---------- typed routes: checks of arguments and answers ----------
+
+/** A NormanError(DECODE) when a 2xx answer does not have the shape the route promises. */
+function decodeError(method, route, what) {
+  return errorOf(RESULT.NORMAN_ERROR_DECODE, `${method} ${route}: the answer is not ${what}`);
+}
+
+const SHAPES = {
+  map: ['a JSON object', (v) => v !== null && typeof v === 'object' && !Array.isArray(v)],
+  list: ['a JSON array', Array.isArray],
+  int: ['an integer', Number.isSafeInteger],
+};
+
+function requireObject(value, name) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(`${name} must be an object`);
+  return value;
+}
+
+function requireArray(value, name) {
+  if (!Array.isArray(value)) throw invalid(`${name} must be an array`);
+  return value;
+}
+
+/** QueryConstraints or nothing (null: the route's "all"). */
+function optionalConstraints(constraints, name = 'constraints') {
+  if (constraints === undefined || constraints === null) return null;
+  return requireObject(constraints, name);
+}
+
+/** GetModelsRequest { constraints, finished_models } (finishedModels accepted too); omitted: all. */
+function modelsRequest(request) {
+  if (request === undefined || request === null) return { constraints: null, finished_models: false };
+  requireObject(request, 'request');
+  const finished = request.finished_models ?? request.finishedModels ?? false;
+  if (typeof finished !== 'boolean') throw invalid('request.finished_models must be a boolean');
+  return { constraints: optionalConstraints(request.constraints, 'request.constraints'), finished_models: finished };
+}
+
+/** Splits `(...ids, options?)`: a trailing non-string object is the options. */
+function idsAndOptions(args, name) {
+  const last = args[args.length - 1];
+  const options = last !== null && typeof last === 'object' && !Array.isArray(last) ? args.pop() : undefined;
+  const ids = args.length === 1 && Array.isArray(args[0]) ? args[0] : args;
+  ids.forEach((id, i) => requireString(id, `${name}[${i}]`));
+  return { ids, options };
+}
+
+/** A pull request: { account_id, model_id, links: [string], ...the given id fields }. */
+function linksRequest(req, idFields) {
+  requireObject(req, 'request');
+  for (const f of ['account_id', 'model_id', ...idFields]) requireString(req[f], `request.${f}`);
+  requireArray(req.links, 'request.links').forEach((l, i) => requireString(l, `request.links[${i}]`));
+  return req;
+}
+
+/** Shows a LoginResponse (or signup result) with its tokens redacted; the properties stay readable. */
+function redactTokens(login) {
+  Object.defineProperty(login, util.inspect.custom, {
+    enumerable: false,
+    value(depth, opts, inspect = util.inspect) {
+      const shown = { ...login };
+      for (const k of ['access_token', 'id_token', 'token']) if (typeof shown[k] === 'string') shown[k] = '<redacted>';
+      return inspect(shown, opts);
+    },
+  });
+  return login;
+}
+
+/** The same error with every occurrence of `secret` in its message and stack replaced. */
+function scrub(e, secret) {
+  if (!(e instanceof NormanError) || !secret || !e.message.includes(secret)) return e;
+  const clean = new NormanError(e.result, e.message.split(secret).join('<redacted>'), { code: e.code, status: e.status });
+  return clean;
+}
+
+// ---------- helpers for the objects of the routes ----------
+
+/**
+ * A Model to create: an active external API model answering JSON to POST requests, with one asset
+ * slot per name (e.g. 'File'). Ids are left out, so the backend assigns them. Change fields before
+ * creating it.
+ * @param {string} accountId
+ * @param {string} name
+ * @param {string} versionLabel
+ * @param {...string} assetNames
+ */
+function newModel(accountId, name, versionLabel, ...assetNames) {
+  requireString(accountId, 'accountId');
+  requireString(name, 'name');
+  requireString(versionLabel, 'versionLabel');
+  assetNames.forEach((a, i) => requireString(a, `assetNames[${i}]`));
+  return {
+    account_id: accountId,
+    name,
+    version_label: versionLabel,
+    active: true,
+    short_description: '',
+    long_description: '',
+    model_class: '',
+    request_type: 'Post',
+    model_type: 'Api',
+    hosting_location: 'External',
+    output_format: 'Json',
+    assets: assetNames.map((asset_name) => ({ account_id: accountId, asset_name })),
+  };
+}
+
+/** The id of the model's asset named `name`, or undefined when it has none (or no id yet). */
+function assetIdOf(model, name) {
+  requireObject(model, 'model');
+  const asset = (model.assets || []).find((a) => a && a.asset_name === name);
+  return asset && asset.id !== '0' ? asset.id : undefined;
+}
+
+/** QueryConstraints: the rows of `table` whose `column` equals `value`. */
+function whereEquals(table, column, value) {
+  requireString(table, 'table');
+  requireString(column, 'column');
+  return { filter: { join_condition: 'AND', children: [{ table, column, operator: '=', value }] }, sort: null, page: null };
+}
+
+/** QueryConstraints: the rows of `table` whose `column` is one of `values`. */
+function whereIn(table, column, ...values) {
+  requireString(table, 'table');
+  requireString(column, 'column');
+  if (values.length === 1 && Array.isArray(values[0])) values = values[0];
+  return { filter: { join_condition: 'AND', children: [{ table, column, operator: 'IN', value: values }] }, sort: null, page: null };
+}
+
 const STATES = ['pending', 'done', 'failed'];
 
 // ---------- Client ----------
@@ -369,18 +498,170 @@ class Client {
   /** PUT authenticate/signup/default: a new account and its token ({ token, account }). */
   async signup(options) {
     const r = await this.requestJson('PUT', 'authenticate/signup/default', null, options);
-    return { token: r.access_token, account: r.account };
+    return redactTokens({ token: r.access_token, account: r.account });
   }
 
   /** POST persist/models/: creates models; resolves with the map of id to Model. */
-  createModels(models, options) {
+  async createModels(models, options) {
     if (!Array.isArray(models)) throw invalid('models must be an array of Model objects');
-    return this.requestJson('POST', 'persist/models/', models, options);
+    return this._typed('POST', 'persist/models/', models, options, 'map');
   }
 
   /** POST persist/flags/get: { entity_id: [StatusFlag] } for the given constraints (or all). */
-  getStatusFlags(constraints, options) {
-    return this.requestJson('POST', 'persist/flags/get', constraints ?? null, options);
+  async getStatusFlags(constraints, options) {
+    return this._typed('POST', 'persist/flags/get', optionalConstraints(constraints), options, 'map');
+  }
+
+  /** requestJson() and a check of the answer's shape ('map' | 'list' | 'int'): else NORMAN_ERROR_DECODE. */
+  async _typed(method, route, body, options, shape) {
+    const value = await this.requestJson(method, route, body, options);
+    const [what, ok] = SHAPES[shape];
+    if (!ok(value)) throw decodeError(method, route, what);
+    return value;
+  }
+
+  // ----- authenticate -----
+
+  /**
+   * POST authenticate/login/default/{account_id}: logs in to an account without credentials.
+   * @param {string} accountId
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<LoginResponse>} { account, access_token, id_token } (inspect shows the tokens redacted)
+   */
+  async loginDefault(accountId, options) {
+    requireString(accountId, 'accountId');
+    return redactTokens(await this._typed('POST', `authenticate/login/default/${encodeURIComponent(accountId)}`, null, options, 'map'));
+  }
+
+  /**
+   * POST authenticate/login/key: logs in with an API key. The key is a secret: it is sent in the
+   * body only, kept on no object, and replaced by <redacted> should an error message contain it.
+   * @param {string} accountId
+   * @param {string} apiKey
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<LoginResponse>}
+   */
+  async loginWithKey(accountId, apiKey, options) {
+    requireString(accountId, 'accountId');
+    requireString(apiKey, 'apiKey');
+    try {
+      return redactTokens(await this._typed('POST', 'authenticate/login/key', { account_id: accountId, api_key: apiKey }, options, 'map'));
+    } catch (e) {
+      throw scrub(e, apiKey);
+    }
+  }
+
+  // ----- persist -----
+
+  /**
+   * POST persist/models/get: { id: Model } of the models matching request.constraints (all when
+   * omitted); request.finished_models: only models whose build finished.
+   * @param {{constraints?: QueryConstraints|null, finished_models?: boolean}} [request]
+   * @param {{signal?: AbortSignal}} [options]
+   */
+  async getModels(request, options) {
+    return this._typed('POST', 'persist/models/get', modelsRequest(request), options, 'map');
+  }
+
+  /** POST persist/models/bases/get: { id: ModelBase }; the same request as getModels(). */
+  async getModelBases(request, options) {
+    return this._typed('POST', 'persist/models/bases/get', modelsRequest(request), options, 'map');
+  }
+
+  /**
+   * Creates one model (POST persist/models/) and resolves with it as stored, its ids and its
+   * assets' ids assigned.
+   * @param {Model} model e.g. newModel(accountId, 'name', 'v1', 'File')
+   * @param {{signal?: AbortSignal}} [options]
+   */
+  async createModel(model, options) {
+    requireObject(model, 'model');
+    const created = await this.createModels([model], options);
+    const first = Object.values(created)[0];
+    if (!first) throw errorOf(RESULT.NORMAN_ERROR_DECODE, 'POST persist/models/: the backend created no model');
+    return first;
+  }
+
+  /** POST persist/models/version: adds versions to existing bases (each model's model_base_id); { id: Model }. */
+  async createModelVersions(models, options) {
+    requireArray(models, 'models');
+    return this._typed('POST', 'persist/models/version', models, options, 'map');
+  }
+
+  /** PATCH persist/models/: updates models (by id); { id: Model }. */
+  async updateModels(models, options) {
+    requireArray(models, 'models');
+    return this._typed('PATCH', 'persist/models/', models, options, 'map');
+  }
+
+  /** PATCH persist/models/version: sets which version of each base is active; [ModelPreview]. */
+  async updateModelVersions(previews, options) {
+    requireArray(previews, 'previews');
+    return this._typed('PATCH', 'persist/models/version', previews, options, 'list');
+  }
+
+  /**
+   * DELETE persist/models/: deletes the models matching `constraints` (required: there is no
+   * "delete all" default) and resolves with how many.
+   * @param {QueryConstraints} constraints e.g. whereIn('Models', 'ID', id1, id2)
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<number>}
+   */
+  async deleteModels(constraints, options) {
+    requireObject(constraints, 'constraints');
+    return this._typed('DELETE', 'persist/models/', constraints, options, 'int');
+  }
+
+  /** POST persist/invocations/get: { id: Invocation } matching `constraints` (all when omitted). */
+  async getInvocations(constraints, options) {
+    return this._typed('POST', 'persist/invocations/get', optionalConstraints(constraints), options, 'map');
+  }
+
+  /** POST persist/invocation/history/get: { id: Invocation } matching `constraints` (all when omitted). */
+  async getInvocationHistory(constraints, options) {
+    return this._typed('POST', 'persist/invocation/history/get', optionalConstraints(constraints), options, 'map');
+  }
+
+  /**
+   * POST persist/invocations: creates invocations with their input and output slots; resolves with
+   * them as stored (ids assigned, in order).
+   * @param {Invocation[]} invocations
+   * @param {{signal?: AbortSignal}} [options]
+   */
+  async createInvocations(invocations, options) {
+    requireArray(invocations, 'invocations');
+    return this._typed('POST', 'persist/invocations', invocations, options, 'list');
+  }
+
+  /**
+   * POST persist/invocations/by-name: `count` new invocations of the model of each name (its active
+   * version, else its newest), e.g. { echo: 2 }; resolves with them.
+   * @param {Record<string, number>} counts
+   * @param {{signal?: AbortSignal}} [options]
+   */
+  async createInvocationsByName(counts, options) {
+    requireObject(counts, 'counts');
+    for (const [name, n] of Object.entries(counts)) {
+      if (!Number.isSafeInteger(n) || n < 0) throw invalid(`counts["${name}"] must be a non-negative integer`);
+    }
+    return this._typed('POST', 'persist/invocations/by-name', counts, options, 'list');
+  }
+
+  /** POST persist/notifications/get: [Notification] matching `constraints` (all when omitted). */
+  async getNotifications(constraints, options) {
+    return this._typed('POST', 'persist/notifications/get', optionalConstraints(constraints), options, 'list');
+  }
+
+  // ----- status flags -----
+
+  /**
+   * The status flags of the given entities, { entity_id: [StatusFlag] } (an entity without flags
+   * is absent). A trailing object is the options: getFlagsOf(id1, id2, { signal }).
+   * @param {...(string|{signal?: AbortSignal})} args
+   */
+  async getFlagsOf(...args) {
+    const { ids, options } = idsAndOptions(args, 'entityIds');
+    return this.getStatusFlags(whereIn('Status_Flags', 'Entity_ID', ...ids), options);
   }
 
   /** Whether every status flag of an entity is finished: 'pending' | 'done' | 'failed'. */
@@ -406,10 +687,45 @@ class Client {
   }
 
   /** POST file-push/socket/complete: tells the backend the checksum of an upload made on a pairing. */
-  complete(pairingId, checksum, options) {
+  async complete(pairingId, checksum, options) {
     requireString(pairingId, 'pairingId');
     if (typeof checksum !== 'string' || !/^[0-9a-fA-F]{16}$/.test(checksum)) throw invalid('checksum must be 16 hex digits');
     return this.requestJson('POST', 'file-push/socket/complete', { pairing_id: pairingId, checksum }, options);
+  }
+
+  // ----- file pull: the backend fetches a file from links -----
+
+  /**
+   * GET file-pull/metadata/{entity_id}: the progress of a pull, a TrackedDownload whose
+   * entity_type ('Asset' | 'Input' | 'Output') says which of asset / invocation_input /
+   * invocation_output is set. Done when downloaded_bytes === total_bytes > 0.
+   * @param {string} entityId an id submit*Links() resolved with
+   * @param {{signal?: AbortSignal}} [options]
+   */
+  async downloadMetadata(entityId, options) {
+    requireString(entityId, 'entityId');
+    return this._typed('GET', `file-pull/metadata/${encodeURIComponent(entityId)}`, null, options, 'map');
+  }
+
+  /**
+   * POST file-pull/upload/assets: has the backend fetch a model asset from links (http or https:
+   * other schemes answer 400); resolves with the ids to follow with downloadMetadata().
+   * @param {AssetDownloadRequest} request { account_id, model_id, links, asset_id, asset_name }
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<string[]>}
+   */
+  async submitAssetLinks(request, options) {
+    return this._typed('POST', 'file-pull/upload/assets', linksRequest(request, ['asset_id', 'asset_name']), options, 'list');
+  }
+
+  /** POST file-pull/upload/inputs: { account_id, model_id, links, signature_id, invocation_id, input_id }; ids. */
+  async submitInputLinks(request, options) {
+    return this._typed('POST', 'file-pull/upload/inputs', linksRequest(request, ['signature_id', 'invocation_id', 'input_id']), options, 'list');
+  }
+
+  /** POST file-pull/upload/outputs: { account_id, model_id, links, signature_id, invocation_id, output_id }; ids. */
+  async submitOutputLinks(request, options) {
+    return this._typed('POST', 'file-pull/upload/outputs', linksRequest(request, ['signature_id', 'invocation_id', 'output_id']), options, 'list');
   }
 
   // ----- streams -----
@@ -511,6 +827,25 @@ class Client {
       if (rec) this._release(rec);
       await fh.close().catch(() => {});
     }
+  }
+
+  /**
+   * Downloads `target` (asset, input or output) into the file at `path` (created or truncated;
+   * removed again on failure), entirely in the library (norman_client_retrieve_file_async): no
+   * bytes cross into JS. Resolves with { checksum, bytes }; an aborted signal cancels it.
+   * @param {Target} target
+   * @param {string} path
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<{checksum: string, bytes: number}>}
+   */
+  async retrieveFile(target, path, options) {
+    const { signal } = checkOptions(options, 'options');
+    const t = toTarget(target);
+    requireString(path, 'path');
+    const ev = await this._startOp(`retrieveFile ${path}`, signal, (h, op) =>
+      lib().norman_client_retrieve_file_async(h, t, path, null, null, null, op),
+    );
+    return { checksum: hex(ev.checksum), bytes: Number(ev.bytes) };
   }
 
   /**
@@ -814,6 +1149,10 @@ module.exports = {
   checksum,
   checksumSync,
   entityStateOfFlags,
+  newModel,
+  assetIdOf,
+  whereEquals,
+  whereIn,
   version,
   libraryPath,
   libraryCandidates: () => native.candidates().map(([origin, path]) => ({ origin, path })),

@@ -88,6 +88,7 @@ const SIGNATURES = [
   'uint64_t norman_event_checksum(void *event)',
   'int32_t norman_event_entity_state(void *event)',
   'int32_t norman_client_request_async(void *client, const char *method, const char *route, const char *body, void *cb, void *ud, void *ud_free, _Out_ uint64_t *op)',
+  'int32_t norman_client_retrieve_file_async(void *client, norman_target *target, const char *path, void *cb, void *ud, void *ud_free, _Out_ uint64_t *op)',
   'int32_t norman_client_entity_state_async(void *client, const char *entity, void *cb, void *ud, void *ud_free, _Out_ uint64_t *op)',
   'int32_t norman_entity_state_of_flags(const char *flags, _Out_ int32_t *state)',
   'int32_t norman_upload_open(void *client, norman_pairing *pairing, _Out_ void **out)',

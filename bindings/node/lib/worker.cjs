@@ -61,6 +61,9 @@ const ops = {
         status: n.norman_event_http_status(ev),
         body: null,
         state: n.norman_event_entity_state(ev),
+        // NORMAN_EVENT_PUSH_FILE (2) and NORMAN_EVENT_RETRIEVE_FILE (3): bytes and checksum.
+        bytes: BigInt(n.norman_event_bytes(ev)),
+        checksum: BigInt(n.norman_event_checksum(ev)),
       };
       const bodyPtr = [null];
       const len = [0];
