@@ -468,6 +468,18 @@ void norman_client_free(struct norman_client *client);
 enum norman_result norman_client_set_token(const struct norman_client *client, const char *token);
 
 /**
+ * Closes a client without freeing it: every running operation ends with NORMAN_ERROR_CANCELLED,
+ * blocking calls in other threads included (an upload being written, a download being read, an
+ * open waiting on the server), and every later call on the client or its uploads and downloads
+ * returns NORMAN_ERROR_CANCELLED. Lets a host end the calls other threads are blocked in before it
+ * frees the client. Closing twice is fine.
+ *
+ * Ownership: nothing is transferred; the handle still needs `norman_client_free`.
+ * Threads: any thread, including the callback thread, concurrently with other calls on the client.
+ */
+enum norman_result norman_client_close(const struct norman_client *client);
+
+/**
  * Cancels an asynchronous operation. It completes once with NORMAN_ERROR_CANCELLED, unless it had
  * already completed. Returns NORMAN_ERROR_INVALID_ARGUMENT for an unknown or completed operation.
  *

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, c_void, CString};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -142,7 +142,9 @@ pub(crate) struct ClientShared {
     next_op: AtomicU64,
     dispatch: Mutex<Option<mpsc::Sender<Dispatch>>>,
     queue: Arc<EventQueue>,
-    closed: AtomicBool,
+    /// Cancelled by `norman_client_close` or free: ends every operation, blocking calls included,
+    /// and refuses new ones (each operation's own token is a child of it).
+    closing: CancellationToken,
 }
 
 thread_local! {
@@ -176,30 +178,34 @@ impl ClientShared {
                 "blocking calls are not allowed inside a tokio runtime (a runtime worker thread)",
             ));
         }
-        if self.closed.load(Ordering::Acquire) {
-            return Err(FfiError::new(NORMAN_ERROR_STATE, "the client is being freed"));
+        if self.closing.is_cancelled() {
+            return Err(closed_error());
         }
         Ok(())
     }
 
     /// Runs `fut` to completion on the calling thread (the runtime's workers drive the sockets),
-    /// stopping early with `NORMAN_ERROR_CANCELLED` when `cancel` fires.
+    /// stopping early with `NORMAN_ERROR_CANCELLED` when `cancel` fires or the client is closed.
     pub fn block_on<T>(
         &self,
         cancel: Option<&CancellationToken>,
         fut: impl Future<Output = FfiResult<T>>,
     ) -> FfiResult<T> {
         self.check_blocking_allowed()?;
-        match cancel {
-            None => self.handle.block_on(fut),
-            Some(token) => self.handle.block_on(async {
-                tokio::select! {
-                    biased;
-                    _ = token.cancelled() => Err(FfiError::cancelled()),
-                    r = fut => r,
+        self.handle.block_on(async {
+            let cancelled = async {
+                match cancel {
+                    Some(token) => token.cancelled().await,
+                    None => std::future::pending().await,
                 }
-            }),
-        }
+            };
+            tokio::select! {
+                biased;
+                _ = self.closing.cancelled() => Err(closed_error()),
+                _ = cancelled => Err(FfiError::cancelled()),
+                r = fut => r,
+            }
+        })
     }
 
     /// Starts an asynchronous operation; its completion is delivered exactly once (a cancelled or
@@ -211,13 +217,13 @@ impl ClientShared {
         fut: impl Future<Output = FfiResult<Outcome>> + Send + 'static,
     ) -> u64 {
         let op_id = self.next_op.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
+        let token = self.closing.child_token();
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).insert(op_id, token.clone());
         let guard =
             OpGuard { shared: self.clone(), op_id, kind, token: token.clone(), completion: Some(completion) };
         log::debug!(target: "norman::ffi", "operation {op_id} ({kind:?}) started");
-        if self.closed.load(Ordering::Acquire) {
-            drop(guard); // completes as cancelled
+        if token.is_cancelled() {
+            drop(guard); // the client is closed: completes as cancelled
             return op_id;
         }
         self.handle.spawn(async move {
@@ -362,7 +368,7 @@ impl norman_client {
             next_op: AtomicU64::new(1),
             dispatch: Mutex::new(Some(tx)),
             queue,
-            closed: AtomicBool::new(false),
+            closing: CancellationToken::new(),
         });
         Ok(Self { shared, runtime: Some(runtime), dispatcher: Some(dispatcher) })
     }
@@ -371,10 +377,7 @@ impl norman_client {
 impl Drop for norman_client {
     fn drop(&mut self) {
         let shared = &self.shared;
-        shared.closed.store(true, Ordering::Release);
-        for token in shared.ops.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            token.cancel();
-        }
+        shared.closing.cancel(); // and with it every operation's token
         if let Some(runtime) = self.runtime.take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Inside some runtime a blocking shutdown would panic; let it wind down on its own.
@@ -620,6 +623,29 @@ pub unsafe extern "C" fn norman_client_set_token(
         });
         Ok(())
     })
+}
+
+/// Closes a client without freeing it: every running operation ends with NORMAN_ERROR_CANCELLED,
+/// blocking calls in other threads included (an upload being written, a download being read, an
+/// open waiting on the server), and every later call on the client or its uploads and downloads
+/// returns NORMAN_ERROR_CANCELLED. Lets a host end the calls other threads are blocked in before it
+/// frees the client. Closing twice is fine.
+///
+/// Ownership: nothing is transferred; the handle still needs `norman_client_free`.
+/// Threads: any thread, including the callback thread, concurrently with other calls on the client.
+#[no_mangle]
+pub unsafe extern "C" fn norman_client_close(client: *const norman_client) -> norman_result {
+    guard(|| {
+        // SAFETY: NULL or a live handle (checked by arg).
+        let client = unsafe { arg(client, "client") }?;
+        client.shared.closing.cancel();
+        log::debug!(target: "norman::ffi", "client closed");
+        Ok(())
+    })
+}
+
+fn closed_error() -> FfiError {
+    FfiError::new(NORMAN_ERROR_CANCELLED, "the client was closed")
 }
 
 /// Cancels an asynchronous operation. It completes once with NORMAN_ERROR_CANCELLED, unless it had

@@ -532,8 +532,31 @@ static void test_abort_of_a_blocked_write(void) {
     CHECK(elapsed < 10.0); /* returned because of the abort, not the 30 s timeout */
     CHECK_RC(norman_upload_write(w.upload, (const uint8_t *)"x", 1), NORMAN_ERROR_CANCELLED);
     norman_upload_free(w.upload);
+
+    /* norman_client_close ends it too, and everything after it, before the client is freed. */
+    w.upload = NULL;
+    CHECK_RC(norman_upload_open(client, &p, &w.upload), NORMAN_OK);
+    CHECK(pthread_create(&writer, NULL, write_until_blocked, &w) == 0);
+    nanosleep(&pause, NULL);
+    start = seconds_now();
+    CHECK_RC(norman_client_close(client), NORMAN_OK);
+    CHECK_RC(norman_client_close(client), NORMAN_OK);
+    pthread_join(writer, NULL);
+    CHECK_RC(w.rc, NORMAN_ERROR_CANCELLED);
+    CHECK(seconds_now() - start < 10.0);
+    norman_upload *late = NULL;
+    CHECK_RC(norman_upload_open(client, &p, &late), NORMAN_ERROR_CANCELLED);
+    CHECK(late == NULL);
+    norman_event *event = NULL;
+    uint64_t op = 0;
+    CHECK_RC(norman_client_request_async(client, "GET", "x", NULL, NULL, NULL, NULL, &op), NORMAN_OK);
+    CHECK_RC(norman_client_next_event(client, 5000, &event), NORMAN_OK);
+    CHECK_RC(norman_event_result(event), NORMAN_ERROR_CANCELLED);
+    norman_event_free(event);
+    norman_upload_free(w.upload);
     close(fd);
     norman_client_free(client);
+    CHECK_RC(norman_client_close(NULL), NORMAN_ERROR_NULL_ARGUMENT);
 }
 
 static void test_async(void) {
