@@ -102,3 +102,44 @@ func (c *Client) await(ctx context.Context, op string, progress func(sent, total
 	}
 	return out, nil
 }
+
+// opened is what an open in openWithin's goroutine produced.
+type opened[H any] struct {
+	handle H
+	err    error
+}
+
+// openWithin runs a blocking open (a connect, a request for a socket, the response headers) in its
+// own goroutine so that ctx can end the wait; a handle that opens after the caller left is freed.
+func openWithin[H any](ctx context.Context, op string, open func() (H, error), free func(H)) (H, error) {
+	var none H
+	if err := done(ctx, op); err != nil {
+		return none, err
+	}
+	result := make(chan opened[H], 1)
+	abandoned := make(chan struct{})
+	go func() {
+		h, err := open()
+		select {
+		case result <- opened[H]{h, err}:
+		case <-abandoned:
+			if err == nil {
+				free(h)
+			}
+		}
+	}()
+	select {
+	case r := <-result:
+		return r.handle, r.err
+	case <-ctx.Done():
+		close(abandoned)
+		select { // the open may have finished at the same moment
+		case r := <-result:
+			if r.err == nil {
+				free(r.handle)
+			}
+		default:
+		}
+		return none, contextError(op, ctx.Err())
+	}
+}

@@ -169,6 +169,12 @@ func applyConfig(config *C.norman_config, cfg Config) error {
 // Close cancels every running operation of the client (each returns ErrCancelled), stops its
 // threads and frees it. Uploads and downloads opened from it fail afterwards. Close is idempotent.
 func (c *Client) Close() error {
+	// First end the calls other goroutines are blocked in (they hold mu shared until they return).
+	c.mu.RLock()
+	if c.ptr != nil {
+		C.norman_client_close(c.ptr)
+	}
+	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ptr != nil {

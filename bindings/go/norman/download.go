@@ -33,44 +33,17 @@ func (c *Client) Retrieve(ctx context.Context, target Target) (*Download, error)
 		return nil, err
 	}
 	defer t.free()
-	if err := done(ctx, op); err != nil {
-		return nil, err
-	}
-	// Waiting for the response headers is bounded by the client's timeout; the open runs in its
-	// own goroutine so that ctx can end the wait sooner (a late download is then freed).
-	type opened struct {
-		ptr *C.norman_download
-		err error
-	}
-	result := make(chan opened, 1)
-	abandoned := make(chan struct{})
-	go func() {
+	ptr, err := openWithin(ctx, op, func() (*C.norman_download, error) {
 		var ptr *C.norman_download
 		err := c.with(op, func(client *C.norman_client) error {
 			return call(op, func() C.enum_norman_result { return C.norman_client_retrieve_open(client, t.ptr(), &ptr) })
 		})
-		select {
-		case result <- opened{ptr, err}:
-		case <-abandoned:
-			C.norman_download_free(ptr)
-		}
-	}()
-	var r opened
-	select {
-	case r = <-result:
-	case <-ctx.Done():
-		close(abandoned)
-		select {
-		case r = <-result:
-			C.norman_download_free(r.ptr)
-		default:
-		}
-		return nil, contextError(op, ctx.Err())
+		return ptr, err
+	}, func(ptr *C.norman_download) { C.norman_download_free(ptr) })
+	if err != nil {
+		return nil, err
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	d := &Download{ptr: r.ptr, ctx: ctx, stop: make(chan struct{})}
+	d := &Download{ptr: ptr, ctx: ctx, stop: make(chan struct{})}
 	if ctx.Done() != nil {
 		go d.watch()
 	}

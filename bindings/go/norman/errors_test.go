@@ -164,6 +164,20 @@ func TestErrorsOfTheNetwork(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, norman.ErrTimeout) {
 		t.Fatalf("context deadline: %v", err)
 	}
+	// Opening an upload or a download waits on the server too: the context ends those waits.
+	target := norman.AssetTarget("account", "model", "asset")
+	for name, open := range map[string]func(context.Context) error{
+		"begin upload": func(ctx context.Context) error { _, err := slow.BeginUpload(ctx, target, 10); return err },
+		"retrieve":     func(ctx context.Context) error { _, err := slow.Retrieve(ctx, target); return err },
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		err := open(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Fatalf("%s past the context's deadline: %v after %v", name, err, time.Since(start))
+		}
+	}
 }
 
 func TestErrorsOfTheBackend(t *testing.T) {
@@ -221,18 +235,31 @@ func TestClosingTheClientCancelsItsOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	result := make(chan error, 1)
-	go func() {
-		_, err := c.SignupDefault(context.Background())
-		result <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
+	// A request, and opens blocked in C waiting for the server: Close ends them all.
+	target := norman.AssetTarget("account", "model", "asset")
+	calls := map[string]func() error{
+		"request":      func() error { _, err := c.SignupDefault(context.Background()); return err },
+		"begin upload": func() error { _, err := c.BeginUpload(context.Background(), target, 10); return err },
+		"retrieve":     func() error { _, err := c.Retrieve(context.Background(), target); return err },
+	}
+	results := make(map[string]chan error)
+	for name, call := range calls {
+		results[name] = make(chan error, 1)
+		go func(call func() error, result chan error) { result <- call() }(call, results[name])
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
 	c.Close()
-	select {
-	case err := <-result:
-		expectCode(t, "request of a closed client", err, norman.ErrCancelled)
-	case <-time.After(10 * time.Second):
-		t.Fatal("closing the client did not end its request")
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Fatalf("Close took %v", elapsed)
+	}
+	for name, result := range results {
+		select {
+		case err := <-result:
+			expectCode(t, name+" of a closed client", err, norman.ErrCancelled)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("closing the client did not end its %s", name)
+		}
 	}
 }
 

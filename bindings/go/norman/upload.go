@@ -161,44 +161,17 @@ func (c *Client) BeginUpload(ctx context.Context, target Target, size int64) (*U
 
 func (c *Client) openUpload(ctx context.Context, op string,
 	open func(*C.norman_client, **C.norman_upload) C.enum_norman_result) (*Upload, error) {
-	if err := done(ctx, op); err != nil {
-		return nil, err
-	}
-	// The open connects (and for BeginUpload asks the backend for a socket): it runs in its own
-	// goroutine so that ctx can end the wait; an upload opened after the caller left is freed.
-	type opened struct {
-		ptr *C.norman_upload
-		err error
-	}
-	result := make(chan opened, 1)
-	abandoned := make(chan struct{})
-	go func() {
+	ptr, err := openWithin(ctx, op, func() (*C.norman_upload, error) {
 		var ptr *C.norman_upload
 		err := c.with(op, func(client *C.norman_client) error {
 			return call(op, func() C.enum_norman_result { return open(client, &ptr) })
 		})
-		select {
-		case result <- opened{ptr, err}:
-		case <-abandoned:
-			C.norman_upload_free(ptr)
-		}
-	}()
-	var r opened
-	select {
-	case r = <-result:
-	case <-ctx.Done():
-		close(abandoned)
-		select { // the open may have finished at the same moment
-		case r = <-result:
-			C.norman_upload_free(r.ptr)
-		default:
-		}
-		return nil, contextError(op, ctx.Err())
+		return ptr, err
+	}, func(ptr *C.norman_upload) { C.norman_upload_free(ptr) })
+	if err != nil {
+		return nil, err
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	u := &Upload{ptr: r.ptr, ctx: ctx, stop: make(chan struct{})}
+	u := &Upload{ptr: ptr, ctx: ctx, stop: make(chan struct{})}
 	if ctx.Done() != nil {
 		go u.watch()
 	}

@@ -862,7 +862,9 @@ class Client {
         if (rec.kind === 'upload') lib().norman_upload_abort(rec.handle);
         else lib().norman_download_cancel(rec.handle);
       }
-      for (const id of this._ops.keys()) lib().norman_client_cancel(state.handle, id);
+      // Ends every operation, the calls executor threads are blocked in too (an open waiting on
+      // the server), so the wait below is short.
+      if (!state.freed) lib().norman_client_close(state.handle);
       while (this._jobs.size > 0 || this._pumping) {
         await Promise.allSettled([...this._jobs, this._pumping]);
       }

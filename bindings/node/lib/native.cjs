@@ -76,6 +76,7 @@ const SIGNATURES = [
   'void norman_client_free(void *client)',
   'int32_t norman_client_set_token(void *client, const char *token)',
   'int32_t norman_client_cancel(void *client, uint64_t op)',
+  'int32_t norman_client_close(void *client)',
   'int32_t norman_client_next_event(void *client, int32_t timeout_ms, _Out_ void **out)',
   'void norman_event_free(void *event)',
   'uint64_t norman_event_op_id(void *event)',

@@ -197,11 +197,21 @@ test('aborting a download and a hung request', async () => {
     await assert.rejects(slow.request('GET', 'persist/flags/get', null, { signal: ac2.signal }), isCode('NORMAN_ERROR_CANCELLED'));
     assert.ok(Date.now() - started < 5000);
     await assert.rejects(slow.request('GET', 'x', null, { signal: AbortSignal.abort() }), isCode('NORMAN_ERROR_CANCELLED'));
-    // close() cancels what is still running.
+    // close() cancels what is still running, opens blocked on the server in executor threads too.
     const pending = slow.request('GET', 'persist/flags/get').then(() => null, (e) => e);
-    await new Promise((r) => setTimeout(r, 100));
+    const target = { kind: 'asset', accountId: 'a', modelId: 'm', assetId: 'f' };
+    const upload = slow.upload({ target, size: 10 });
+    const uploadFailed = new Promise((resolve) => upload.once('error', resolve));
+    const download = slow.download(target);
+    const downloadFailed = new Promise((resolve) => download.once('error', resolve));
+    download.resume();
+    await new Promise((r) => setTimeout(r, 200));
+    const closing = Date.now();
     await slow.close();
+    assert.ok(Date.now() - closing < 5000, `close() took ${Date.now() - closing} ms`);
     isCode('NORMAN_ERROR_CANCELLED')(await pending);
+    isCode('NORMAN_ERROR_CANCELLED')(await uploadFailed);
+    isCode('NORMAN_ERROR_CANCELLED')(await downloadFailed);
   } finally {
     await slow.close();
     for (const s of sockets) s.destroy();
