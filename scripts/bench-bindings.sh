@@ -50,6 +50,7 @@ for round in $(seq 1 "$rounds"); do
     find "$out/serve" -type f -size +1M -delete 2>/dev/null || true
 done
 
+echo "each round (MB/s): $(awk '{printf "%s %s %s; ", $1, $2, $3}' "$results")"
 echo "upload of $mib MiB from memory to norman serve on loopback, median of $rounds rounds (MB/s):"
 printf "%10s %8s %8s %8s %8s %8s\n" write C Go Node Go/C Node/C
 for size in 65536 1048576; do
