@@ -879,6 +879,39 @@ class Client {
   }
 }
 
+// ---------- what UploadStream and DownloadStream share ----------
+
+// Destroys `stream` when `signal` (may be null) aborts; returns the listener to remove.
+function destroyOnAbort(stream, what, signal) {
+  if (!signal) return null;
+  const onAbort = () => stream.destroy(cancelled(what, signal));
+  signal.addEventListener('abort', onAbort, { once: true });
+  return onAbort;
+}
+
+// Records `p` as the stream's one job in flight until it settles.
+function trackJob(stream, p) {
+  stream._inflight = p;
+  return p.finally(() => {
+    if (stream._inflight === p) stream._inflight = null;
+  });
+}
+
+// The common part of _destroy: stop listening to the signal, interrupt the native call in flight
+// unless the stream completed (`interrupt(handle)`), and once that call returned release the handle.
+function releaseStream(stream, interrupt, then) {
+  if (stream._signal) stream._signal.removeEventListener('abort', stream._onAbort);
+  if (stream._rec && !stream._rec.freed && stream.checksum === undefined) interrupt(stream._rec.handle);
+  const wait = stream._inflight || Promise.resolve();
+  wait.catch(() => {}).then(() => {
+    if (stream._rec) {
+      childRegistry.unregister(stream);
+      stream._client._release(stream._rec);
+    }
+    then();
+  });
+}
+
 // ---------- UploadStream ----------
 
 class UploadStream extends Writable {
@@ -900,10 +933,7 @@ class UploadStream extends Writable {
     this._resolve = resolve;
     this._reject = reject;
     this.once('error', (e) => reject(e));
-    if (this._signal) {
-      this._onAbort = () => this.destroy(cancelled('upload', this._signal));
-      this._signal.addEventListener('abort', this._onAbort, { once: true });
-    }
+    this._onAbort = destroyOnAbort(this, 'upload', this._signal);
   }
 
   [util.inspect.custom]() {
@@ -911,10 +941,7 @@ class UploadStream extends Writable {
   }
 
   _track(p) {
-    this._inflight = p;
-    return p.finally(() => {
-      if (this._inflight === p) this._inflight = null;
-    });
+    return trackJob(this, p);
   }
 
   _construct(cb) {
@@ -995,15 +1022,7 @@ class UploadStream extends Writable {
   }
 
   _destroy(err, cb) {
-    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
-    if (this._rec && !this._rec.freed && this.checksum === undefined) lib().norman_upload_abort(this._rec.handle);
-    const wait = this._inflight || Promise.resolve();
-    wait.catch(() => {}).then(() => {
-      const rec = this._rec;
-      if (rec) {
-        childRegistry.unregister(this);
-        this._client._release(rec);
-      }
+    releaseStream(this, (handle) => lib().norman_upload_abort(handle), () => {
       if (err) this._reject(err);
       else if (this.checksum === undefined) this._reject(errorOf(RESULT.NORMAN_ERROR_CANCELLED, 'upload destroyed before it finished'));
       cb(err);
@@ -1024,10 +1043,7 @@ class DownloadStream extends Readable {
     this.checksum = undefined;
     this.contentLength = undefined;
     this.bytes = 0;
-    if (this._signal) {
-      this._onAbort = () => this.destroy(cancelled('download', this._signal));
-      this._signal.addEventListener('abort', this._onAbort, { once: true });
-    }
+    this._onAbort = destroyOnAbort(this, 'download', this._signal);
   }
 
   [util.inspect.custom]() {
@@ -1035,10 +1051,7 @@ class DownloadStream extends Readable {
   }
 
   _track(p) {
-    this._inflight = p;
-    return p.finally(() => {
-      if (this._inflight === p) this._inflight = null;
-    });
+    return trackJob(this, p);
   }
 
   _construct(cb) {
@@ -1078,17 +1091,7 @@ class DownloadStream extends Readable {
   }
 
   _destroy(err, cb) {
-    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
-    if (this._rec && !this._rec.freed && this.checksum === undefined) lib().norman_download_cancel(this._rec.handle);
-    const wait = this._inflight || Promise.resolve();
-    wait.catch(() => {}).then(() => {
-      const rec = this._rec;
-      if (rec) {
-        childRegistry.unregister(this);
-        this._client._release(rec);
-      }
-      cb(err);
-    });
+    releaseStream(this, (handle) => lib().norman_download_cancel(handle), () => cb(err));
   }
 }
 
