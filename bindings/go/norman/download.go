@@ -97,6 +97,32 @@ func (d *Download) Read(p []byte) (int, error) {
 	return int(n), nil
 }
 
+// WriteTo copies the rest of the download to w in 1 MiB reads (io.Copy uses it).
+func (d *Download) WriteTo(w io.Writer) (int64, error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	var total int64
+	for {
+		n, rerr := d.Read(*buf)
+		if n > 0 {
+			written, err := w.Write((*buf)[:n])
+			total += int64(written)
+			if err != nil {
+				return total, err
+			}
+			if written < n {
+				return total, io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
 // ContentLength is the length the server announced, or -1.
 func (d *Download) ContentLength() int64 {
 	d.mu.Lock()

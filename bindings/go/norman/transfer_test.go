@@ -106,6 +106,17 @@ func TestPushFileAndRetrieveRoundTrip(t *testing.T) {
 		t.Fatalf("read after close: %v, want ErrState", err)
 	}
 
+	// io.Copy into a writer goes through WriteTo.
+	d2, err := a.client.Retrieve(withTimeout(t, time.Minute), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied bytes.Buffer
+	if n, err := io.Copy(&copied, d2); err != nil || n != int64(len(original)) || !bytes.Equal(copied.Bytes(), original) {
+		t.Fatalf("io.Copy from a download: %d bytes, %v", n, err)
+	}
+	d2.Close()
+
 	// And into a file.
 	out := filepath.Join(t.TempDir(), "back.bin")
 	back, err := a.client.RetrieveFile(withTimeout(t, time.Minute), target, out)

@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -219,6 +220,32 @@ func (u *Upload) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// ReadFrom copies r to the upload in 1 MiB reads (io.Copy uses it instead of its 32 KiB buffer),
+// stopping at io.EOF; the upload stays open for Finish.
+func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	var total int64
+	for {
+		n, rerr := r.Read(*buf)
+		if n > 0 {
+			if _, err := u.Write((*buf)[:n]); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// copyBuffers are the 1 MiB buffers of Upload.ReadFrom and Download.WriteTo.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // fail records the first failure; a cancellation caused by the context reports the context's error.
 func (u *Upload) fail(err error) error {
