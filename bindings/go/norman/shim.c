@@ -28,3 +28,12 @@ enum norman_result go_retrieve_file_async(const norman_client *client, const nor
     return norman_client_retrieve_file_async(client, target, path, on_complete, (void *)handle, on_free,
                                              op_id_out);
 }
+
+static void on_log(void *userdata, enum norman_log_level level, const char *target, const char *message) {
+    (void)userdata;
+    goNormanLog((int32_t)level, (char *)target, (char *)message);
+}
+
+enum norman_result go_set_log_callback(int enabled, int32_t max_level) {
+    return norman_set_log_callback(enabled ? on_log : NULL, NULL, max_level);
+}

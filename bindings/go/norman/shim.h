@@ -15,4 +15,8 @@ enum norman_result go_push_file_async(const norman_client *client, const norman_
 enum norman_result go_retrieve_file_async(const norman_client *client, const norman_target *target, const char *path,
                                      uintptr_t handle, uint64_t *op_id_out);
 
+
+
+/* Sends the library's log records to the exported Go function goNormanLog (NULL userdata). */
+enum norman_result go_set_log_callback(int enabled, int32_t max_level);
 #endif
