@@ -15,9 +15,10 @@ lib_dir=$(cd "$target_dir/release" && pwd)
 shm_root=/tmp
 [ -d /dev/shm ] && [ -w /dev/shm ] && shm_root=/dev/shm   # blob writes in memory, not on the disk
 out=$(mktemp -d "$shm_root/norman-bench.XXXXXX")
-serve_pid=
+# shellcheck source=scripts/serve.sh
+. scripts/serve.sh
 cleanup() {
-    [ -n "$serve_pid" ] && { kill -TERM "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
+    stop_serve
     rm -rf "$out"
 }
 trap cleanup EXIT
@@ -27,15 +28,7 @@ gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/ben
 (cd bindings/go/norman && CGO_LDFLAGS="-L$lib_dir -Wl,-rpath,$lib_dir" go test -c -o "$out/go.test" .)
 (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error)
 
-mkdir -p "$out/serve"
-"$lib_dir/norman" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.out" 2>"$out/serve.err" &
-serve_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$out/serve.out" 2>/dev/null && break
-    sleep 0.1
-done
-base_url=$(head -1 "$out/serve.out" | awk '{print $NF}')
-[ -n "$base_url" ] || { echo "norman serve did not start:"; cat "$out/serve.err"; exit 1; }
+start_serve "$lib_dir/norman" "$out/serve"
 
 results="$out/results"   # lines: LANG SIZE MB/s
 for round in $(seq 1 "$rounds"); do

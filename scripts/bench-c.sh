@@ -14,14 +14,8 @@ lib_dir=$(cd "$target_dir/release" && pwd)
 export NORMAN_BIN="$lib_dir/norman"
 out=$(mktemp -d)
 export NORMAN_TEST_DIR="$out"
-serve_pid=
-stop_serve() {
-    if [ -n "$serve_pid" ]; then
-        kill -TERM "$serve_pid" 2>/dev/null || true
-        wait "$serve_pid" 2>/dev/null || true
-        serve_pid=
-    fi
-}
+# shellcheck source=scripts/serve.sh
+. scripts/serve.sh
 trap 'stop_serve; rm -rf "$out"' EXIT
 gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/bench.c -o "$out/bench" \
     "$lib_dir/libnorman.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -38,21 +32,9 @@ for size in 4096 65536 1048576; do
 done
 
 echo "loopback download of $mib MiB from norman serve (C API, checksum verified):"
-mkdir -p "$out/serve"
-mkfifo "$out/serve.fifo"
-"$NORMAN_BIN" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.fifo" 2>"$out/serve.err" &
-serve_pid=$!
-exec 3<"$out/serve.fifo"
-base_url=
-if read -r -t 30 line <&3; then base_url=${line##* }; fi
-if [ -z "$base_url" ]; then
-    echo "norman serve did not start:"; cat "$out/serve.err"
-else
-    # Keep draining the server's stdout so it never blocks on a full pipe.
-    cat <&3 >/dev/null &
+if start_serve "$NORMAN_BIN" "$out/serve"; then
     printf "%10s %12s %10s\n" mode "C MB/s" "C/fused"
     "$out/bench" download "$base_url" "$mib" | awk -v f="$fused" \
         '/^download/ { printf "%10s %12.0f %9.0f%%\n", $2, $3, 100 * $3 / f }' || true
 fi
-exec 3<&-
 stop_serve

@@ -73,20 +73,14 @@ echo "== C: test_ffi (static library)"
 serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
 if "$serve_bin" serve --help >/dev/null 2>&1; then
     echo "== C: backend tests against norman serve (shared library, AddressSanitizer)"
-    mkdir -p "$out/serve"
-    "$serve_bin" serve --listen 127.0.0.1:0 --data-dir "$out/serve" >"$out/serve.out" 2>"$out/serve.err" &
-    serve_pid=$!
-    for _ in $(seq 1 100); do
-        grep -q "listening on" "$out/serve.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    base_url=$(head -1 "$out/serve.out" | awk '{print $NF}')
+    # shellcheck source=scripts/serve.sh
+    . scripts/serve.sh
+    start_serve "$serve_bin" "$out/serve"
     status=0
     NORMAN_TEST_BASE_URL="$base_url" "$out/test_backend_asan" || status=$?
     echo "== C: quickstart example"
     NORMAN_BASE_URL="$base_url" "$out/quickstart" || status=$?
-    kill -TERM "$serve_pid" 2>/dev/null || true
-    wait "$serve_pid" 2>/dev/null || true
+    stop_serve
     [ "$status" -eq 0 ]
 else
     echo "== C: SKIPPED backend tests and quickstart: this build's norman has no 'serve' command"

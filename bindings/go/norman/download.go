@@ -99,28 +99,7 @@ func (d *Download) Read(p []byte) (int, error) {
 
 // WriteTo copies the rest of the download to w in 1 MiB reads (io.Copy uses it).
 func (d *Download) WriteTo(w io.Writer) (int64, error) {
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	var total int64
-	for {
-		n, rerr := d.Read(*buf)
-		if n > 0 {
-			written, err := w.Write((*buf)[:n])
-			total += int64(written)
-			if err != nil {
-				return total, err
-			}
-			if written < n {
-				return total, io.ErrShortWrite
-			}
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
+	return copyThrough(d.Read, w.Write)
 }
 
 // ContentLength is the length the server announced, or -1.

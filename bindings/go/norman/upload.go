@@ -224,16 +224,25 @@ func (u *Upload) Write(p []byte) (int, error) {
 // ReadFrom copies r to the upload in 1 MiB reads (io.Copy uses it instead of its 32 KiB buffer),
 // stopping at io.EOF; the upload stays open for Finish.
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
+	return copyThrough(r.Read, u.Write)
+}
+
+// copyThrough moves bytes from read to write through a pooled 1 MiB buffer until read says io.EOF.
+func copyThrough(read, write func([]byte) (int, error)) (int64, error) {
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
 	var total int64
 	for {
-		n, rerr := r.Read(*buf)
+		n, rerr := read(*buf)
 		if n > 0 {
-			if _, err := u.Write((*buf)[:n]); err != nil {
+			written, err := write((*buf)[:n])
+			total += int64(written)
+			if err != nil {
 				return total, err
 			}
-			total += int64(n)
+			if written < n {
+				return total, io.ErrShortWrite
+			}
 		}
 		if rerr == io.EOF {
 			return total, nil
