@@ -103,7 +103,9 @@ type Transfer struct {
 
 // Upload is one streaming upload: an io.WriteCloser whose bytes are hashed and encrypted straight
 // into the socket's send buffer. Finish (or Close) ends it and gives the checksum. An Upload is used
-// by one goroutine at a time; Abort may be called from any goroutine.
+// by one goroutine at a time; Abort may be called from any goroutine. Always Finish or Close it: the
+// goroutine that watches its context keeps it reachable (and its connection open) until then, or
+// until the context ends, so the finalizer cannot step in earlier.
 type Upload struct {
 	// mu guards ptr against free while an abort (from the context watcher or Abort) uses it.
 	mu       sync.Mutex
