@@ -16,12 +16,6 @@
 #define NONCE "ZGVmZ2hpamtsbW5v"
 #define HEADER "bm9ybWFuLWMtdGVzdC1oZWFkZXItMDEyMw=="
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Runs a request; returns its HTTP status (-1 on failure), the body NUL-terminated in `out`. */
 static int request(norman_client *client, const char *method, const char *route, const char *json, char *out,
                    size_t cap) {
@@ -59,8 +53,11 @@ static int32_t count_chunk(void *userdata, const uint8_t *data, size_t len) {
     return 0;
 }
 
+/* Capacity of the id buffers bench_model fills. */
+#define ID_CAP 128
+
 /* Signs up on `norman serve` at `base` and creates a model with a "File" asset: returns a client with the
- * new token (NULL on failure) and fills `account`, `model` and `asset` (128 bytes each). */
+ * new token (NULL on failure) and fills `account`, `model` and `asset` (ID_CAP bytes each). */
 static norman_client *bench_model(const char *base, char *account, char *model, char *asset) {
     static char body[65536];
     char token[512], json[2048];
@@ -69,7 +66,7 @@ static norman_client *bench_model(const char *base, char *account, char *model, 
     int status = request(anon, "PUT", "authenticate/signup/default", NULL, body, sizeof body);
     norman_client_free(anon);
     if (status != 200 || json_after(body, NULL, "\"access_token\":\"", token, sizeof token) != 0 ||
-        json_after(body, "\"account\":", "\"id\":\"", account, 128) != 0) {
+        json_after(body, "\"account\":", "\"id\":\"", account, ID_CAP) != 0) {
         fprintf(stderr, "signup: %d %s\n", status, body);
         return NULL;
     }
@@ -82,8 +79,8 @@ static norman_client *bench_model(const char *base, char *account, char *model, 
              "\"assets\":[{\"account_id\":\"%s\",\"asset_name\":\"File\"}]}]",
              account, account);
     status = request(client, "POST", "persist/models/", json, body, sizeof body);
-    if (status != 200 || json_after(body, NULL, "{\"", model, 128) != 0 ||
-        json_after(body, "\"assets\":[", "\"id\":\"", asset, 128) != 0) {
+    if (status != 200 || json_after(body, NULL, "{\"", model, ID_CAP) != 0 ||
+        json_after(body, "\"assets\":[", "\"id\":\"", asset, ID_CAP) != 0) {
         fprintf(stderr, "create model: %d %s\n", status, body);
         norman_client_free(client);
         return NULL;
@@ -120,13 +117,13 @@ static int write_all(norman_upload *upload, const unsigned char *data, size_t wr
  * an asset socket allocated by `norman serve`, writes from memory, finish (which completes the transfer
  * and has the backend check size and checksum). Prints `c <size> <MB/s>`. */
 static int bench_push(const char *base, size_t write_size, size_t total) {
-    char account[128], model[128], asset[128];
+    char account[ID_CAP], model[ID_CAP], asset[ID_CAP];
     norman_client *client = bench_model(base, account, model, asset);
     unsigned char *data = bench_data();
     if (!client || !data) return 1;
     norman_target target = {NORMAN_TARGET_ASSET, account, model, NULL, asset};
     norman_upload *upload = NULL;
-    double start = now();
+    double start = now_seconds();
     if (norman_client_upload_begin(client, &target, total, &upload) != NORMAN_OK) {
         fprintf(stderr, "upload_begin: %s\n", norman_last_error());
         return 1;
@@ -137,7 +134,7 @@ static int bench_push(const char *base, size_t write_size, size_t total) {
         fprintf(stderr, "finish: %s\n", norman_last_error());
         return 1;
     }
-    double secs = now() - start;
+    double secs = now_seconds() - start;
     norman_upload_free(upload);
     norman_client_free(client);
     free(data);
@@ -147,7 +144,7 @@ static int bench_push(const char *base, size_t write_size, size_t total) {
 
 static int bench_download(const char *base, size_t total) {
     const char *dir = getenv("NORMAN_TEST_DIR") ? getenv("NORMAN_TEST_DIR") : "/tmp";
-    char account[128], model[128], asset[128], path[512];
+    char account[ID_CAP], model[ID_CAP], asset[ID_CAP], path[512];
     norman_client *client = bench_model(base, account, model, asset);
     if (!client) return 1;
 
@@ -176,7 +173,7 @@ static int bench_download(const char *base, size_t total) {
     size_t cap = 1u << 20;
     unsigned char *buf = malloc(cap);
     norman_download *download = NULL;
-    double start = now();
+    double start = now_seconds();
     if (norman_client_retrieve_open(client, &target, &download) != NORMAN_OK) {
         fprintf(stderr, "retrieve_open: %s\n", norman_last_error());
         return 1;
@@ -191,7 +188,7 @@ static int bench_download(const char *base, size_t total) {
         if (n == 0) break;
         bytes += n;
     }
-    double read_secs = now() - start;
+    double read_secs = now_seconds() - start;
     norman_download_checksum(download, &sum);
     norman_download_free(download);
     free(buf);
@@ -203,12 +200,12 @@ static int bench_download(const char *base, size_t total) {
 
     /* Borrowed chunks through the callback. */
     uint64_t chunk_bytes = 0, chunk_sum = 0;
-    start = now();
+    start = now_seconds();
     if (norman_client_retrieve(client, &target, count_chunk, &chunk_bytes, &chunk_sum) != NORMAN_OK) {
         fprintf(stderr, "retrieve: %s\n", norman_last_error());
         return 1;
     }
-    double callback_secs = now() - start;
+    double callback_secs = now_seconds() - start;
     norman_client_free(client);
     if (chunk_bytes != total || chunk_sum != pushed) {
         fprintf(stderr, "download callback: %llu bytes, checksum %016llx, pushed %zu bytes %016llx\n",
@@ -284,7 +281,7 @@ int main(int argc, char **argv) {
     norman_config_free(config);
     norman_pairing p = {"b", "127.0.0.1", port, KEY, NONCE, HEADER};
     norman_upload *upload = NULL;
-    double start = now();
+    double start = now_seconds();
     if (norman_upload_open(client, &p, &upload) != NORMAN_OK) {
         fprintf(stderr, "open: %s\n", norman_last_error());
         return 1;
@@ -295,7 +292,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "finish: %s\n", norman_last_error());
         return 1;
     }
-    double secs = now() - start;
+    double secs = now_seconds() - start;
     norman_upload_free(upload);
     int status = 0;
     waitpid(pid, &status, 0);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "norman.h"
@@ -132,6 +133,13 @@ static inline int json_after(const char *body, const char *from, const char *key
     memcpy(out, at, n);
     out[n] = 0;
     return n > 0 ? 0 : -1;
+}
+
+/* Monotonic seconds (needs _POSIX_C_SOURCE >= 199309L before the includes, as every test defines). */
+static inline double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static inline int finish_tests(const char *name) {

@@ -505,12 +505,6 @@ static void *write_until_blocked(void *arg) {
     return NULL;
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void test_abort_of_a_blocked_write(void) {
     /* The timeout (30 s) is far longer than the wait below: only the abort can end the write. */
     norman_client *client = new_client("http://127.0.0.1:1/v0/", 30000);
@@ -524,10 +518,10 @@ static void test_abort_of_a_blocked_write(void) {
     CHECK(pthread_create(&writer, NULL, write_until_blocked, &w) == 0);
     struct timespec pause = {0, 300 * 1000 * 1000};
     nanosleep(&pause, NULL);
-    double start = seconds_now();
+    double start = now_seconds();
     CHECK_RC(norman_upload_abort(w.upload), NORMAN_OK);
     pthread_join(writer, NULL);
-    double elapsed = seconds_now() - start;
+    double elapsed = now_seconds() - start;
     CHECK_RC(w.rc, NORMAN_ERROR_CANCELLED);
     CHECK(elapsed < 10.0); /* returned because of the abort, not the 30 s timeout */
     CHECK_RC(norman_upload_write(w.upload, (const uint8_t *)"x", 1), NORMAN_ERROR_CANCELLED);
@@ -538,12 +532,12 @@ static void test_abort_of_a_blocked_write(void) {
     CHECK_RC(norman_upload_open(client, &p, &w.upload), NORMAN_OK);
     CHECK(pthread_create(&writer, NULL, write_until_blocked, &w) == 0);
     nanosleep(&pause, NULL);
-    start = seconds_now();
+    start = now_seconds();
     CHECK_RC(norman_client_close(client), NORMAN_OK);
     CHECK_RC(norman_client_close(client), NORMAN_OK);
     pthread_join(writer, NULL);
     CHECK_RC(w.rc, NORMAN_ERROR_CANCELLED);
-    CHECK(seconds_now() - start < 10.0);
+    CHECK(now_seconds() - start < 10.0);
     norman_upload *late = NULL;
     CHECK_RC(norman_upload_open(client, &p, &late), NORMAN_ERROR_CANCELLED);
     CHECK(late == NULL);
