@@ -46,10 +46,11 @@ done
 echo "each round (MB/s): $(awk '{printf "%s %s %s; ", $1, $2, $3}' "$results")"
 echo "upload of $mib MiB from memory to norman serve on loopback, median of $rounds rounds (MB/s):"
 printf "%10s %8s %8s %8s %8s %8s\n" write C Go Node Go/C Node/C
+# median LANG SIZE: the middle figure of LANG's rounds for SIZE (0 when it has none).
+median() { awk -v l="$1" -v s="$2" '$1 == l && $2 == s {print $3}' "$results" | sort -n |
+    awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
 for size in 65536 1048576; do
-    median() { awk -v l="$1" -v s="$size" '$1 == l && $2 == s {print $3}' "$results" | sort -n |
-        awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : 0)}'; }
-    c=$(median c); go=$(median go); node=$(median node)
+    c=$(median c "$size"); go=$(median go "$size"); node=$(median node "$size")
     awk -v s="$size" -v c="$c" -v g="$go" -v n="$node" 'BEGIN {
         printf "%10d %8.0f %8.0f %8.0f %7.0f%% %7.0f%%\n", s, c, g, n, c ? 100 * g / c : 0, c ? 100 * n / c : 0 }'
 done

@@ -31,10 +31,8 @@ trap 'rm -f "$log"' EXIT
 go test -race -count=1 -timeout 600s -v ./... 2>&1 | tee "$log" | grep -Ev '^(=== (RUN|PAUSE|CONT)|\s+[a-z_]+_test.go:[0-9]+: )' || true
 passed=$(grep -Ec '^\s*--- PASS: ' "$log" || true)
 failed=$(grep -Ec '^\s*--- FAIL: ' "$log" || true)
-if ! grep -Eq '^ok\s' "$log" || grep -Eq '^(FAIL|panic:)' "$log"; then
-    status=1
-    [ "$failed" -eq 0 ] && failed=1
-fi
-[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+# A build failure, a panic or a timeout prints no "--- FAIL" line: it still fails the run.
+if ! grep -Eq '^ok\s' "$log" || grep -Eq '^(FAIL|panic:)' "$log"; then status=1; fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "go tests: $passed passed, $failed failed"
 [ "$status" -eq 0 ]
