@@ -101,69 +101,70 @@ func NewClient(cfg Config) (*Client, error) {
 }
 
 func applyConfig(config *C.norman_config, cfg Config) error {
-	var steps []func() (string, C.enum_norman_result)
-	if cfg.BaseURL != "" {
-		steps = append(steps, func() (string, C.enum_norman_result) {
-			s, free := cString(cfg.BaseURL)
-			defer free()
-			return "base URL", C.norman_config_set_base_url(config, s)
-		})
-	}
-	if cfg.Token != "" {
-		steps = append(steps, func() (string, C.enum_norman_result) {
-			s, free := cString(string(cfg.Token))
-			defer free()
-			return "token", C.norman_config_set_token(config, s)
-		})
-	}
 	if cfg.Timeout < 0 || (cfg.Timeout > 0 && cfg.Timeout < time.Millisecond) {
 		return newError(ErrInvalidConfig, "config", fmt.Sprintf("timeout %v: must be at least 1ms", cfg.Timeout))
-	}
-	if cfg.Timeout > 0 {
-		steps = append(steps, func() (string, C.enum_norman_result) {
-			return "timeout", C.norman_config_set_timeout_ms(config, C.uint64_t(cfg.Timeout/time.Millisecond))
-		})
-	}
-	if cfg.Retries != 0 {
-		retries := cfg.Retries
-		if retries < 0 {
-			retries = 0
-		}
-		steps = append(steps, func() (string, C.enum_norman_result) {
-			return "retries", C.norman_config_set_retries(config, C.uint32_t(retries))
-		})
 	}
 	for _, size := range []struct {
 		name  string
 		value int
-		set   func(C.size_t) C.enum_norman_result
-	}{
-		{"chunk size", cfg.ChunkSize, func(n C.size_t) C.enum_norman_result { return C.norman_config_set_chunk_size(config, n) }},
-		{"flush size", cfg.FlushSize, func(n C.size_t) C.enum_norman_result { return C.norman_config_set_flush_size(config, n) }},
-		{"worker threads", cfg.WorkerThreads, func(n C.size_t) C.enum_norman_result {
-			return C.norman_config_set_worker_threads(config, n)
-		}},
-	} {
-		size := size
+	}{{"chunk size", cfg.ChunkSize}, {"flush size", cfg.FlushSize}, {"worker threads", cfg.WorkerThreads}} {
 		if size.value < 0 {
 			return newError(ErrInvalidConfig, "config", fmt.Sprintf("%s %d: must not be negative", size.name, size.value))
 		}
-		if size.value > 0 {
-			steps = append(steps, func() (string, C.enum_norman_result) { return size.name, size.set(C.size_t(size.value)) })
-		}
 	}
-	for _, step := range steps {
-		var name string
-		if err := call("config", func() C.enum_norman_result {
-			var rc C.enum_norman_result
-			name, rc = step()
-			return rc
-		}); err != nil {
-			err.(*Error).Op = "config " + name
+	set := func(name string, f func() C.enum_norman_result) error { return call("config "+name, f) }
+	setString := func(name, value string, f func(*C.char) C.enum_norman_result) error {
+		if value == "" {
+			return nil
+		}
+		s, free := cString(value)
+		defer free()
+		return set(name, func() C.enum_norman_result { return f(s) })
+	}
+	setSize := func(name string, value int, f func(C.size_t) C.enum_norman_result) error {
+		if value == 0 {
+			return nil
+		}
+		return set(name, func() C.enum_norman_result { return f(C.size_t(value)) })
+	}
+	if err := setString("base URL", cfg.BaseURL, func(s *C.char) C.enum_norman_result {
+		return C.norman_config_set_base_url(config, s)
+	}); err != nil {
+		return err
+	}
+	if err := setString("token", string(cfg.Token), func(s *C.char) C.enum_norman_result {
+		return C.norman_config_set_token(config, s)
+	}); err != nil {
+		return err
+	}
+	if cfg.Timeout > 0 {
+		ms := C.uint64_t(cfg.Timeout / time.Millisecond)
+		if err := set("timeout", func() C.enum_norman_result { return C.norman_config_set_timeout_ms(config, ms) }); err != nil {
 			return err
 		}
 	}
-	return nil
+	if cfg.Retries != 0 {
+		retries := C.uint32_t(0) // negative: none
+		if cfg.Retries > 0 {
+			retries = C.uint32_t(cfg.Retries)
+		}
+		if err := set("retries", func() C.enum_norman_result { return C.norman_config_set_retries(config, retries) }); err != nil {
+			return err
+		}
+	}
+	if err := setSize("chunk size", cfg.ChunkSize, func(n C.size_t) C.enum_norman_result {
+		return C.norman_config_set_chunk_size(config, n)
+	}); err != nil {
+		return err
+	}
+	if err := setSize("flush size", cfg.FlushSize, func(n C.size_t) C.enum_norman_result {
+		return C.norman_config_set_flush_size(config, n)
+	}); err != nil {
+		return err
+	}
+	return setSize("worker threads", cfg.WorkerThreads, func(n C.size_t) C.enum_norman_result {
+		return C.norman_config_set_worker_threads(config, n)
+	})
 }
 
 // Close cancels every running operation of the client (each returns ErrCancelled), stops its
