@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -69,7 +70,7 @@ type Client struct {
 	// mu guards ptr: calls hold it shared while they use the C handle, Close exclusively.
 	mu    sync.RWMutex
 	ptr   *C.norman_client
-	token Secret // kept only to scrub it from error messages a server might echo
+	token atomic.Value // Secret: kept only to scrub it from error messages a server might echo
 }
 
 // NewClient validates cfg and starts a client (its runtime threads and callback thread).
@@ -92,7 +93,8 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := applyConfig(config, cfg); err != nil {
 		return nil, err
 	}
-	c := &Client{token: cfg.Token}
+	c := &Client{}
+	c.token.Store(cfg.Token)
 	if err := call("new client", func() C.enum_norman_result { return C.norman_client_new(config, &c.ptr) }); err != nil {
 		return nil, err
 	}
@@ -194,7 +196,7 @@ func (c *Client) SetToken(token Secret) error {
 		if err := call("set token", func() C.enum_norman_result { return C.norman_client_set_token(ptr, s) }); err != nil {
 			return err
 		}
-		c.token = token
+		c.token.Store(token) // SetToken and scrub may run at once: both hold mu only shared
 		return nil
 	})
 }
@@ -211,8 +213,8 @@ func (c *Client) with(op string, f func(*C.norman_client) error) error {
 
 // scrub removes the client's token from text a server sent back.
 func (c *Client) scrub(text string) string {
-	if len(c.token) >= 8 {
-		text = strings.ReplaceAll(text, string(c.token), "<redacted>")
+	if token, _ := c.token.Load().(Secret); len(token) >= 8 {
+		text = strings.ReplaceAll(text, string(token), "<redacted>")
 	}
 	return text
 }

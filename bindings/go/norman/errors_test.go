@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -291,5 +292,40 @@ func TestAContextEndsAWriteBlockedOnASilentReceiver(t *testing.T) {
 	upload.Abort() // after the fact: harmless
 	if err := upload.Close(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("close after the deadline: %v", err)
+	}
+}
+
+func TestSetTokenWhileCallsRun(t *testing.T) {
+	a := newAccount(t)
+	login, err := a.client.LoginDefault(context.Background(), a.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(2)
+		go func() { // calls that may fail with the made-up token and scrub their errors
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				a.client.GetStatusFlags(context.Background(), nil)
+			}
+		}()
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if (i+j)%2 == 0 {
+					a.client.SetToken("not-the-token-of-this-account")
+				} else {
+					a.client.SetToken(login.AccessToken)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if err := a.client.SetToken(login.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.GetStatusFlags(context.Background(), nil); err != nil {
+		t.Fatalf("after the last SetToken: %v", err)
 	}
 }
