@@ -23,10 +23,10 @@ func (d Digest) String() string { return fmt.Sprintf("%016x", uint64(d)) }
 
 // ParseDigest reads the text form (exactly 16 hex digits, either case).
 func ParseDigest(text string) (Digest, error) {
-	if err := checkCString("parse digest", "text", text); err != nil {
+	s, free, err := cString("parse digest", "text", text)
+	if err != nil {
 		return 0, err
 	}
-	s, free := cString(text)
 	defer free()
 	var sum C.uint64_t
 	if err := call("parse digest", func() C.enum_norman_result { return C.norman_checksum_from_hex(s, &sum) }); err != nil {

@@ -119,7 +119,10 @@ func applyConfig(config *C.norman_config, cfg Config) error {
 		if value == "" {
 			return nil
 		}
-		s, free := cString(value)
+		s, free, err := cString("config", name, value)
+		if err != nil {
+			return err
+		}
 		defer free()
 		return set(name, func() C.enum_norman_result { return f(s) })
 	}
@@ -191,7 +194,10 @@ func (c *Client) Close() error {
 // SetToken replaces the bearer token (empty removes it); running operations keep theirs.
 func (c *Client) SetToken(token Secret) error {
 	return c.with("set token", func(ptr *C.norman_client) error {
-		s, free := cString(string(token))
+		s, free, err := cString("set token", "token", string(token))
+		if err != nil {
+			return err
+		}
 		defer free()
 		if err := call("set token", func() C.enum_norman_result { return C.norman_client_set_token(ptr, s) }); err != nil {
 			return err
@@ -242,10 +248,14 @@ func lastError(op string, rc C.enum_norman_result) *Error {
 	return newError(Code(rc), op, msg)
 }
 
-// cString copies s into C memory for one call; strings with NUL bytes cannot cross.
-func cString(s string) (*C.char, func()) {
+// cString copies s into C memory for one call, with the function that frees it; a string with a
+// NUL byte is refused (C would see it cut short).
+func cString(op, name, s string) (*C.char, func(), error) {
+	if err := checkCString(op, name, s); err != nil {
+		return nil, nil, err
+	}
 	p := C.CString(s)
-	return p, func() { C.free(unsafe.Pointer(p)) }
+	return p, func() { C.free(unsafe.Pointer(p)) }, nil
 }
 
 // checkCString refuses strings C would cut short at a NUL byte.

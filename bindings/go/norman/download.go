@@ -149,16 +149,16 @@ func (d *Download) free() {
 // failure) and returns its size and checksum.
 func (c *Client) RetrieveFile(ctx context.Context, target Target, path string) (Transfer, error) {
 	const op = "retrieve file"
-	if err := checkCString(op, "path", path); err != nil {
+	cpath, freePath, err := cString(op, "path", path)
+	if err != nil {
 		return Transfer{}, err
 	}
+	defer freePath()
 	t, err := newCTarget(op, target)
 	if err != nil {
 		return Transfer{}, err
 	}
 	defer t.free()
-	cpath, freePath := cString(path)
-	defer freePath()
 	out, err := c.await(ctx, op, nil, func(client *C.norman_client, h C.uintptr_t, opID *C.uint64_t) C.enum_norman_result {
 		return C.go_retrieve_file_async(client, t.ptr(), cpath, h, opID)
 	})

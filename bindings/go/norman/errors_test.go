@@ -69,6 +69,10 @@ func TestErrorsOfConfigAndArguments(t *testing.T) {
 	expectCode(t, "sub-millisecond timeout", err, norman.ErrInvalidConfig)
 	_, err = norman.NewClient(norman.Config{WorkerThreads: -1})
 	expectCode(t, "negative workers", err, norman.ErrInvalidConfig)
+	_, err = norman.NewClient(norman.Config{BaseURL: baseURL, Token: "token\x00cut-here"})
+	expectCode(t, "NUL in a token", err, norman.ErrInvalidArgument)
+	_, err = norman.NewClient(norman.Config{BaseURL: baseURL + "\x00"})
+	expectCode(t, "NUL in a base URL", err, norman.ErrInvalidArgument)
 
 	// The placeholder base URL makes a client whose HTTP calls say what to set.
 	c, err := norman.NewClient(norman.Config{})
@@ -84,6 +88,11 @@ func TestErrorsOfConfigAndArguments(t *testing.T) {
 	a := newAccount(t)
 	_, err = a.client.Request(ctx, "GET", "route\x00with-nul", nil)
 	expectCode(t, "NUL in a route", err, norman.ErrInvalidArgument)
+	expectCode(t, "NUL in a new token", a.client.SetToken("x\x00y"), norman.ErrInvalidArgument)
+	_, err = a.client.EntityState(ctx, "id\x00")
+	expectCode(t, "NUL in an entity id", err, norman.ErrInvalidArgument)
+	_, err = a.client.PushFile(ctx, norman.AssetTarget(a.id, "m", "a"), "/tmp/\x00", nil)
+	expectCode(t, "NUL in a path", err, norman.ErrInvalidArgument)
 	_, err = a.client.Request(ctx, "FETCH", "persist/flags/get", nil)
 	expectCode(t, "unknown method", err, norman.ErrInvalidArgument)
 	_, err = a.client.Request(ctx, "POST", "persist/flags/get", []byte("{not json"))

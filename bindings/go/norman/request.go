@@ -35,11 +35,16 @@ func (r *Response) JSON(v any) error {
 // encoded as JSON. Any answer is a Response; only transport failures are errors.
 func (c *Client) Request(ctx context.Context, method, route string, body any) (*Response, error) {
 	op := method + " " + route
-	for name, s := range map[string]string{"method": method, "route": route} {
-		if err := checkCString(op, name, s); err != nil {
-			return nil, err
-		}
+	cmethod, freeMethod, err := cString(op, "method", method)
+	if err != nil {
+		return nil, err
 	}
+	defer freeMethod()
+	croute, freeRoute, err := cString(op, "route", route)
+	if err != nil {
+		return nil, err
+	}
+	defer freeRoute()
 	var payload []byte
 	switch b := body.(type) {
 	case nil:
@@ -54,10 +59,6 @@ func (c *Client) Request(ctx context.Context, method, route string, body any) (*
 		}
 		payload = encoded
 	}
-	cmethod, freeMethod := cString(method)
-	defer freeMethod()
-	croute, freeRoute := cString(route)
-	defer freeRoute()
 	var cbody *C.char
 	if payload != nil {
 		if err := checkCString(op, "body", string(payload)); err != nil {

@@ -153,10 +153,10 @@ func (c *Client) GetFlagsOf(ctx context.Context, entityIDs ...string) (map[strin
 // EntityState fetches the flags of one entity and says whether it is done, failed or pending.
 func (c *Client) EntityState(ctx context.Context, entityID string) (EntityState, error) {
 	const op = "entity state"
-	if err := checkCString(op, "entity id", entityID); err != nil {
+	id, free, err := cString(op, "entity id", entityID)
+	if err != nil {
 		return EntityPending, err
 	}
-	id, free := cString(entityID)
 	defer free()
 	out, err := c.await(ctx, op, nil, func(client *C.norman_client, h C.uintptr_t, opID *C.uint64_t) C.enum_norman_result {
 		return C.go_entity_state_async(client, id, h, opID)
@@ -170,7 +170,10 @@ func StateOfFlags(flags []StatusFlag) (EntityState, error) {
 	if err != nil {
 		return EntityPending, newError(ErrInvalidJSON, "state of flags", err.Error())
 	}
-	s, free := cString(string(encoded))
+	s, free, err := cString("state of flags", "flags", string(encoded))
+	if err != nil {
+		return EntityPending, err
+	}
 	defer free()
 	var state C.enum_norman_entity_state
 	err = call("state of flags", func() C.enum_norman_result { return C.norman_entity_state_of_flags(s, &state) })

@@ -334,16 +334,16 @@ func (u *Upload) free() {
 // bytes sent and the total after each chunk, on the client's callback goroutine: keep it short.
 func (c *Client) PushFile(ctx context.Context, target Target, path string, progress func(sent, total uint64)) (Transfer, error) {
 	const op = "push file"
-	if err := checkCString(op, "path", path); err != nil {
+	cpath, freePath, err := cString(op, "path", path)
+	if err != nil {
 		return Transfer{}, err
 	}
+	defer freePath()
 	t, err := newCTarget(op, target)
 	if err != nil {
 		return Transfer{}, err
 	}
 	defer t.free()
-	cpath, freePath := cString(path)
-	defer freePath()
 	withProgress := C.int(0)
 	if progress != nil {
 		withProgress = 1
