@@ -28,12 +28,13 @@ type Download struct {
 // server answered (ErrNotFound when there is no such file). ctx bounds the whole download.
 func (c *Client) Retrieve(ctx context.Context, target Target) (*Download, error) {
 	const op = "retrieve"
-	t, err := newCTarget(op, target)
-	if err != nil {
+	if err := checkTarget(op, target); err != nil {
 		return nil, err
 	}
-	defer t.free()
 	ptr, err := openWithin(ctx, op, func() (*C.norman_download, error) {
+		// Allocated here, in the goroutine that opens: a caller whose ctx ended may be gone by now.
+		t := allocCTarget(target)
+		defer t.free()
 		var ptr *C.norman_download
 		err := c.with(op, func(client *C.norman_client) error {
 			return call(op, func() C.enum_norman_result { return C.norman_client_retrieve_open(client, t.ptr(), &ptr) })

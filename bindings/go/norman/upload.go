@@ -60,19 +60,32 @@ type cTarget struct {
 }
 
 func newCTarget(op string, t Target) (*cTarget, error) {
+	if err := checkTarget(op, t); err != nil {
+		return nil, err
+	}
+	return allocCTarget(t), nil
+}
+
+// checkTarget refuses a target whose strings C would cut short.
+func checkTarget(op string, t Target) error {
 	for name, s := range map[string]string{"account id": t.AccountID, "model id": t.ModelID,
 		"invocation id": t.InvocationID, "id": t.ID} {
 		if err := checkCString(op, "target "+name, s); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+// allocCTarget copies a checked target into C memory.
+func allocCTarget(t Target) *cTarget {
 	c := (*C.norman_target)(C.calloc(1, C.size_t(unsafe.Sizeof(C.norman_target{}))))
 	c.kind = C.int32_t(t.Kind)
 	c.account_id = C.CString(t.AccountID)
 	c.model_id = C.CString(t.ModelID)
 	c.invocation_id = C.CString(t.InvocationID)
 	c.id = C.CString(t.ID)
-	return &cTarget{c}, nil
+	return &cTarget{c}
 }
 
 func (t *cTarget) ptr() *C.norman_target { return t.c }
@@ -152,12 +165,13 @@ func (c *Client) BeginUpload(ctx context.Context, target Target, size int64) (*U
 	if size < 0 {
 		return nil, newError(ErrInvalidArgument, op, fmt.Sprintf("size %d is negative", size))
 	}
-	t, err := newCTarget(op, target)
-	if err != nil {
+	if err := checkTarget(op, target); err != nil {
 		return nil, err
 	}
-	defer t.free()
 	return c.openUpload(ctx, op, func(client *C.norman_client, out **C.norman_upload) C.enum_norman_result {
+		// Allocated here, in the goroutine that opens: a caller whose ctx ended may be gone by now.
+		t := allocCTarget(target)
+		defer t.free()
 		return C.norman_client_upload_begin(client, t.ptr(), C.uint64_t(size), out)
 	})
 }
