@@ -49,15 +49,11 @@ func ChecksumBytes(b []byte) Digest {
 // Checksum reads r to its end and returns the xxh3-64 of its bytes.
 func Checksum(r io.Reader) (Digest, error) {
 	h := NewHasher()
-	buf := make([]byte, 1<<20)
-	if _, err := io.CopyBuffer(h, readerOnly{r}, buf); err != nil {
+	if _, err := copyThrough(r.Read, h.Write); err != nil {
 		return 0, err
 	}
 	return Digest(h.Sum64()), nil
 }
-
-// readerOnly hides WriterTo so io.CopyBuffer uses our large buffer.
-type readerOnly struct{ io.Reader }
 
 // Hasher is a streaming xxh3-64 (any chunking gives the same digest). It implements hash.Hash64;
 // Sum appends the digest big-endian. Not safe for concurrent use.

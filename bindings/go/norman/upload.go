@@ -243,35 +243,6 @@ func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 	return copyThrough(r.Read, u.Write)
 }
 
-// copyThrough moves bytes from read to write through a pooled 1 MiB buffer until read says io.EOF.
-func copyThrough(read, write func([]byte) (int, error)) (int64, error) {
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	var total int64
-	for {
-		n, rerr := read(*buf)
-		if n > 0 {
-			written, err := write((*buf)[:n])
-			total += int64(written)
-			if err != nil {
-				return total, err
-			}
-			if written < n {
-				return total, io.ErrShortWrite
-			}
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
-}
-
-// copyBuffers are the 1 MiB buffers of Upload.ReadFrom and Download.WriteTo.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
 // fail records the first failure; a cancellation caused by the context reports the context's error.
 func (u *Upload) fail(err error) error {
 	if e, ok := err.(*Error); ok && e.Code == ErrCancelled && u.ctx.Err() != nil {
