@@ -59,6 +59,17 @@ function requireString(value, name, code = RESULT.NORMAN_ERROR_INVALID_ARGUMENT)
   return value;
 }
 
+/** A string that crosses to C as `const char *`: a NUL byte would cut it short there, so it is refused. */
+function noNul(value, name, code = RESULT.NORMAN_ERROR_INVALID_ARGUMENT) {
+  if (typeof value === 'string' && value.includes('\0')) throw errorOf(code, `${name} contains a NUL byte`);
+  return value;
+}
+
+/** requireString for a string that goes to C. */
+function requireCString(value, name) {
+  return noNul(requireString(value, name), name);
+}
+
 // ---------- config ----------
 
 const CONFIG_KEYS = ['baseUrl', 'token', 'timeoutMs', 'retries', 'chunkSize', 'flushSize', 'workerThreads', 'fromEnv'];
@@ -84,6 +95,8 @@ function buildConfig(config) {
   if (config.token !== undefined && config.token !== null && typeof config.token !== 'string') {
     throw errorOf(RESULT.NORMAN_ERROR_INVALID_CONFIG, 'token must be a string');
   }
+  noNul(config.baseUrl, 'baseUrl', RESULT.NORMAN_ERROR_INVALID_CONFIG);
+  noNul(config.token, 'token', RESULT.NORMAN_ERROR_INVALID_CONFIG);
   const n = lib();
   const out = [null];
   check(config.fromEnv ? n.norman_config_from_env(out) : n.norman_config_new(out));
@@ -120,10 +133,10 @@ function toTarget(target) {
   const idKey = { 1: 'assetId', 2: 'inputId', 3: 'outputId' }[kind];
   return {
     kind,
-    account_id: requireString(target.accountId, 'target.accountId'),
-    model_id: requireString(target.modelId, 'target.modelId'),
-    invocation_id: kind === 1 ? null : requireString(target.invocationId, 'target.invocationId'),
-    id: requireString(target[idKey], `target.${idKey}`),
+    account_id: requireCString(target.accountId, 'target.accountId'),
+    model_id: requireCString(target.modelId, 'target.modelId'),
+    invocation_id: kind === 1 ? null : requireCString(target.invocationId, 'target.invocationId'),
+    id: requireCString(target[idKey], `target.${idKey}`),
   };
 }
 
@@ -150,6 +163,7 @@ function toPairing(pairing) {
   for (const [snake, camel] of PAIRING_FIELDS) {
     const v = pairing[snake] ?? pairing[camel];
     if (typeof v !== 'string') throw bad(`pairing field ${snake} must be a string`);
+    if (v.includes('\0')) throw bad(`pairing field ${snake} contains a NUL byte`);
     out[snake] = v;
   }
   const port = pairing.port;
@@ -413,6 +427,7 @@ class Client {
   /** Replaces the bearer token (null or '' removes it). */
   setToken(token) {
     if (token !== null && token !== undefined && typeof token !== 'string') throw invalid('token must be a string');
+    noNul(token, 'token');
     check(lib().norman_client_set_token(this._handle(), token || null));
   }
 
@@ -474,13 +489,14 @@ class Client {
    */
   async request(method, route, body, options) {
     const { signal } = checkOptions(options, 'options');
-    requireString(method, 'method');
-    requireString(route, 'route');
+    requireCString(method, 'method');
+    requireCString(route, 'route');
     let json = null;
     if (body !== undefined && body !== null) {
       if (typeof body === 'string') json = body;
       else if (Buffer.isBuffer(body)) json = body.toString('utf8');
       else json = JSON.stringify(body);
+      noNul(json, 'body');
     }
     const ev = await this._startOp(`${method} ${route}`, signal, (h, op) =>
       lib().norman_client_request_async(h, method.toUpperCase(), route, json, null, null, null, op),
@@ -667,7 +683,7 @@ class Client {
   /** Whether every status flag of an entity is finished: 'pending' | 'done' | 'failed'. */
   async entityState(entityId, options) {
     const { signal } = checkOptions(options, 'options');
-    requireString(entityId, 'entityId');
+    requireCString(entityId, 'entityId');
     const ev = await this._startOp(`entity state of ${entityId}`, signal, (h, op) =>
       lib().norman_client_entity_state_async(h, entityId, null, null, null, op),
     );
@@ -769,7 +785,7 @@ class Client {
   async pushFile(target, path, options) {
     const opts = checkOptions(options, 'options');
     const t = toTarget(target);
-    requireString(path, 'path');
+    requireCString(path, 'path');
     const { signal, onProgress } = opts;
     if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
     const chunk = opts.chunkSize ?? 1 << 20;
@@ -841,7 +857,7 @@ class Client {
   async retrieveFile(target, path, options) {
     const { signal } = checkOptions(options, 'options');
     const t = toTarget(target);
-    requireString(path, 'path');
+    requireCString(path, 'path');
     const ev = await this._startOp(`retrieveFile ${path}`, signal, (h, op) =>
       lib().norman_client_retrieve_file_async(h, t, path, null, null, null, op),
     );

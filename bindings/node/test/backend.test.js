@@ -249,6 +249,16 @@ test('error paths: dead hosts, bad pairings, bad targets, 404, state errors', as
     assert.doesNotMatch(err.message, new RegExp(key.replace(/[+/=]/g, '.')));
   };
   await expectUpload({ ...pairing, port: deadPort }, 'NORMAN_ERROR_CONNECT');
+  await expectUpload({ ...pairing, host: '127.0.0.1\0evil' }, 'NORMAN_ERROR_INVALID_PAIRING');
+  // Strings C would cut short at a NUL byte are refused before they cross.
+  assert.throws(() => new Client({ baseUrl: `http://127.0.0.1:${deadPort}/v0/\0x` }), isCode('NORMAN_ERROR_INVALID_CONFIG'));
+  assert.throws(() => new Client({ token: 'tok\0en' }), isCode('NORMAN_ERROR_INVALID_CONFIG'));
+  assert.throws(() => client.setToken('tok\0en'), isCode('NORMAN_ERROR_INVALID_ARGUMENT'));
+  await assert.rejects(client.request('GET', 'persist/flags/get\0x'), isCode('NORMAN_ERROR_INVALID_ARGUMENT'));
+  await assert.rejects(client.request('POST', 'persist/flags/get', '{}\0junk'), isCode('NORMAN_ERROR_INVALID_ARGUMENT'));
+  await assert.rejects(client.entityState('id\0'), isCode('NORMAN_ERROR_INVALID_ARGUMENT'));
+  await assert.rejects(client.retrieveFile({ ...target, assetId: 'a\0b' }, '/tmp/x'), isCode('NORMAN_ERROR_INVALID_ARGUMENT'));
+  await assert.rejects(client.retrieveFile(target, '/tmp/x\0y'), isCode('NORMAN_ERROR_INVALID_ARGUMENT'));
   await expectUpload({ ...pairing, encryption_key: Buffer.alloc(16).toString('base64') }, 'NORMAN_ERROR_INVALID_PAIRING');
   await expectUpload({ ...pairing, nonce: 'not base64!' }, 'NORMAN_ERROR_INVALID_PAIRING');
   await expectUpload({ ...pairing, port: 0 }, 'NORMAN_ERROR_INVALID_PAIRING');
