@@ -371,11 +371,15 @@ const STATES = ['pending', 'done', 'failed'];
 // ---------- Client ----------
 
 class Client {
+  /** The bearer token, kept only to scrub it from error messages a server might echo. */
+  #token;
+
   /**
    * @param {object} [config] { baseUrl, token, timeoutMs, retries, chunkSize, flushSize, workerThreads, fromEnv }
    */
   constructor(config) {
     const handle = buildConfig(config);
+    this.#token = (config && config.token) || null;
     this._baseUrl = config && config.baseUrl !== undefined ? config.baseUrl : undefined;
     this._state = { handle, children: new Set(), freed: false };
     this._closing = null;
@@ -429,6 +433,7 @@ class Client {
     if (token !== null && token !== undefined && typeof token !== 'string') throw invalid('token must be a string');
     noNul(token, 'token');
     check(lib().norman_client_set_token(this._handle(), token || null));
+    this.#token = token || null;
   }
 
   // ----- asynchronous operations through the pull-style event API -----
@@ -507,7 +512,7 @@ class Client {
   /** Like request(), parsing the JSON answer; a non-2xx status rejects with NORMAN_ERROR_HTTP_*. */
   async requestJson(method, route, body, options) {
     const response = await this.request(method, route, body, options);
-    if (!response.ok) throw httpError(method, route, response);
+    if (!response.ok) throw scrub(httpError(method, route, response), this.#token);
     return response.json();
   }
 

@@ -218,7 +218,10 @@ test('odd backends: 2xx answers of the wrong shape are NORMAN_ERROR_DECODE; an e
   const server = http.createServer(async (req, res) => {
     let body = req.url.includes('models/get') ? '[1,2]' : req.url.includes('models') ? '"three"' : '{not json';
     let status = 200;
-    if (req.url.includes('login/key')) {
+    if (req.url.includes('flags')) {
+      body = `{"detail":"token ${req.headers.authorization} is not known"}`;
+      status = 401;
+    } else if (req.url.includes('login/key')) {
       const chunks = [];
       for await (const c of req) chunks.push(c);
       body = `{"detail":"bad key in ${Buffer.concat(chunks).toString().replace(/"/g, "'")}"}`;
@@ -243,6 +246,16 @@ test('odd backends: 2xx answers of the wrong shape are NORMAN_ERROR_DECODE; an e
     assert.equal(err.status, 401);
     assert.match(err.message, /bad key in .*<redacted>/);
     assert.ok(!err.message.includes(key) && !String(err.stack).includes(key) && !util.inspect(err).includes(key), err.message);
+    // A server that echoes the bearer token: the client's token never reaches the error either.
+    const token = 'tok_echoed-bearer-token-77';
+    odd.setToken(token);
+    const echoed = await odd.getStatusFlags().then(
+      () => null,
+      (e) => e,
+    );
+    isCode('NORMAN_ERROR_HTTP_UNAUTHORIZED')(echoed);
+    assert.match(echoed.message, /token Bearer <redacted> is not known/);
+    assert.ok(!echoed.message.includes(token) && !String(echoed.stack).includes(token), echoed.message);
   } finally {
     await odd.close();
     server.close();
