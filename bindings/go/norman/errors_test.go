@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -336,5 +338,24 @@ func TestSetTokenWhileCallsRun(t *testing.T) {
 	}
 	if _, err := a.client.GetStatusFlags(context.Background(), nil); err != nil {
 		t.Fatalf("after the last SetToken: %v", err)
+	}
+}
+
+func TestAnEchoedTokenIsScrubbedFromErrors(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(401)
+		fmt.Fprintf(w, `{"detail":"token %s is not known"}`, r.Header.Get("Authorization"))
+	}))
+	defer echo.Close()
+	const token = "tok_echoed-bearer-token-77"
+	c, err := norman.NewClient(norman.Config{BaseURL: echo.URL + "/v0/", Token: token, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.GetStatusFlags(context.Background(), nil)
+	e := expectCode(t, "echoing server", err, norman.ErrUnauthorized)
+	if strings.Contains(e.Error(), token) || !strings.Contains(e.Message, "Bearer <redacted>") {
+		t.Fatalf("the echoed token is not scrubbed: %v", e)
 	}
 }
