@@ -878,13 +878,9 @@ class Client {
     const state = this._state;
     this._closing = (async () => {
       clientRegistry.unregister(this);
-      for (const rec of state.children) {
-        if (rec.freed) continue;
-        if (rec.kind === 'upload') lib().norman_upload_abort(rec.handle);
-        else lib().norman_download_cancel(rec.handle);
-      }
-      // Ends every operation, the calls executor threads are blocked in too (an open waiting on
-      // the server), so the wait below is short.
+      // Ends every operation, the calls executor threads are blocked in too (a write, a read, an
+      // open waiting on the server), so the wait below is short; freeing the uploads and downloads
+      // after it resets their connections.
       if (!state.freed) lib().norman_client_close(state.handle);
       while (this._jobs.size > 0 || this._pumping) {
         await Promise.allSettled([...this._jobs, this._pumping]);
