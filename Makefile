@@ -1,5 +1,5 @@
 # Builds and installs the C library: libnorman.so, libnorman.a, norman.h and norman.pc.
-#   make                                  # cargo build --release --lib
+#   make                                  # cargo build --release -p norman --lib
 #   make install PREFIX=/usr/local        # (DESTDIR honoured; PROFILE=debug installs a debug build)
 # Then: cc app.c $(pkg-config --cflags --libs norman)
 PREFIX ?= /usr/local
@@ -16,7 +16,7 @@ OUT := $(CARGO_TARGET_DIR)/$(PROFILE)
 all: build
 
 build:
-	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) $(CARGO) build --locked $(BUILD_FLAGS) --lib
+	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) $(CARGO) build --locked $(BUILD_FLAGS) -p norman --lib
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # C-level benchmark: upload throughput through norman_upload_write with 4 KiB, 64 KiB and 1 MiB
-# writes, next to the same upload through the Rust API (examples/upload_rate.rs) in the same run,
+# writes, next to the same upload through the Rust API (cli/examples/upload_rate.rs) in the same run,
 # and the fused-pass rate of the core benchmark; then download throughput from `norman serve` on
 # loopback through norman_download_read (1 MiB buffer) and the norman_client_retrieve callback.
 # Release build; reports numbers, never fails on them.

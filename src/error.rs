@@ -134,13 +134,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(during: &'static str) -> impl FnOnce(io::Error) -> Error {
+    pub fn io(during: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io { during, source }
     }
 }
 
 /// Runs `fut`, turning an elapsed `timeout` into [`Error::Timeout`] naming what was being waited for.
-pub(crate) async fn with_timeout<T>(
+pub async fn with_timeout<T>(
     timeout: std::time::Duration,
     during: &'static str,
     fut: impl std::future::Future<Output = Result<T>>,

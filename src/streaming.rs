@@ -1,6 +1,7 @@
 //! Streaming helpers shared by the upload and download paths.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -50,5 +51,57 @@ impl tokio::io::AsyncRead for InlineFileReader {
         let n = blocking_io(|| io::Read::read(&mut self.0, buf.initialize_unfilled()))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// A file being written under a temporary name (`.NAME.RANDOM.part` beside its destination). It
+/// becomes visible under its real name only through [`PartFile::commit`]; dropped, it is deleted.
+pub struct PartFile {
+    path: PathBuf,
+    file: InlineFileWriter,
+    committed: bool,
+}
+
+impl PartFile {
+    pub async fn create_beside(dest: &Path) -> crate::Result<Self> {
+        let name = dest
+            .file_name()
+            .ok_or_else(|| crate::Error::InvalidArgument(format!("{} is not a file path", dest.display())))?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let path = dir.join(format!(".{}.{:016x}.part", name.to_string_lossy(), rand::random::<u64>()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(crate::Error::io("creating the temporary file"))?;
+        Ok(Self { path, file: InlineFileWriter(file), committed: false })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn writer(&mut self) -> &mut InlineFileWriter {
+        &mut self.file
+    }
+
+    /// Syncs to disk and renames to `dest` (atomic on one filesystem).
+    pub async fn commit(mut self, dest: &Path) -> crate::Result<()> {
+        blocking_io(|| self.file.0.sync_data()).map_err(crate::Error::io("syncing the received file"))?;
+        blocking_io(|| std::fs::rename(&self.path, dest))
+            .map_err(crate::Error::io("renaming the received file into place"))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

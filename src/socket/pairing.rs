@@ -54,8 +54,10 @@ pub struct StreamSecrets {
 }
 
 impl StreamSecrets {
-    /// Fresh random key, nonce and a `header_len`-byte authentication header, as a backend issues them.
-    pub fn generate(header_len: usize) -> Self {
+    /// Fresh random key, nonce and a `header_len`-byte authentication header (the backend's own
+    /// generator is in the `norman` program; this one serves the unit tests).
+    #[cfg(test)]
+    pub(crate) fn generate(header_len: usize) -> Self {
         use rand::RngCore;
         let mut rng = rand::rngs::OsRng;
         let mut key = [0u8; KEY_LEN];

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::routing::{post, MethodRouter};
 use norman::checksum::Hasher;
-use norman::socket::PartFile;
+use norman::streaming::PartFile;
 use norman::Checksum;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use common::*;
 use norman::socket::StreamSecrets;
 use norman::Checksum;
+use norman_cli::receiver::generate_secrets;
 
 fn norman() -> Command {
     Command::new(env!("CARGO_BIN_EXE_norman"))
@@ -85,7 +86,7 @@ fn checksum_reports_unreadable_files_and_keeps_going() {
 #[test]
 fn send_to_receive_round_trip_between_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let secrets = StreamSecrets::generate(32);
+    let secrets = generate_secrets(32);
     let recv_pairing = dir.path().join("recv.json");
     write_pairing(&recv_pairing, &secrets, 1);
     let content = random_bytes(5 * 1024 * 1024 + 3, 11);
@@ -111,7 +112,7 @@ fn send_to_receive_round_trip_between_processes() {
 #[test]
 fn receive_rejects_a_wrong_header_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let recv_pairing = dir.path().join("recv.json");
     write_pairing(&recv_pairing, &secrets, 1);
     let dest = dir.path().join("out.bin");
@@ -135,7 +136,7 @@ fn send_reports_bad_input_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, b"data").unwrap();
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
 
     let missing = dir.path().join("nope.json");
     let out = norman().arg("send").arg("--pairing").arg(&missing).arg(&src).output().unwrap();

@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
-use norman::socket::{
-    CallbackSink, ReceiveOptions, SocketClient, SocketPairingResponse, StreamSecrets, UploadReceiver,
-    UploadStream,
-};
+use norman::socket::{SocketClient, SocketPairingResponse, StreamSecrets, UploadStream};
 use norman::{AppConfig, Checksum, Error};
+use norman_cli::receiver::{generate_secrets, CallbackSink, ReceiveOptions, UploadReceiver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -44,7 +42,7 @@ async fn random_sizes_and_chunkings_round_trip() {
     sizes.extend((0..10).map(|_| next(3 << 20) as usize));
     for (i, size) in sizes.into_iter().enumerate() {
         let content = random_bytes(size, i as u64 + 1);
-        let secrets = StreamSecrets::generate(16 + i);
+        let secrets = generate_secrets(16 + i);
         let options = ReceiveOptions { expected_size: Some(size as u64), ..ReceiveOptions::default() };
         let (recv, pairing) = receiver(&secrets, options).await;
         let config = AppConfig { chunk_size: 1 + next(256 * 1024) as usize, ..quick_config() };
@@ -79,7 +77,7 @@ async fn write_and_digest_from_a_file_into_a_file() {
     let src = dir.path().join("model.bin");
     let content = random_bytes(3 * 1024 * 1024 + 5, 42);
     std::fs::write(&src, &content).unwrap();
-    let secrets = StreamSecrets::generate(32);
+    let secrets = generate_secrets(32);
     let (recv, pairing) = receiver(&secrets, ReceiveOptions::default()).await;
     let out_dir = tempfile::tempdir().unwrap();
     let dest = out_dir.path().join("received.bin");
@@ -98,7 +96,7 @@ async fn write_and_digest_from_a_file_into_a_file() {
 #[tokio::test]
 async fn write_streams_back_the_plaintext_chunks() {
     let content = random_bytes(1_000_003, 7);
-    let secrets = StreamSecrets::generate(20);
+    let secrets = generate_secrets(20);
     let (recv, pairing) = receiver(&secrets, ReceiveOptions::default()).await;
     let receiving = tokio::spawn(async move {
         let mut out = Vec::new();
@@ -126,7 +124,7 @@ async fn write_streams_back_the_plaintext_chunks() {
 #[tokio::test]
 async fn callback_sink_sees_every_byte_and_can_stop_the_receive() {
     let content = random_bytes(500_000, 9);
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let (recv, pairing) = receiver(&secrets, ReceiveOptions::default()).await;
     let data = content.clone();
     let sender = tokio::spawn(async move {
@@ -159,7 +157,7 @@ async fn callback_sink_sees_every_byte_and_can_stop_the_receive() {
 
 #[tokio::test]
 async fn tampered_header_is_rejected_and_nothing_is_stored() {
-    let secrets = StreamSecrets::generate(32);
+    let secrets = generate_secrets(32);
     let (recv, _) = receiver(&secrets, ReceiveOptions::default()).await;
     let port = recv.local_addr().unwrap().port();
     // Same key and nonce, one bit of the header flipped.
@@ -181,9 +179,9 @@ async fn tampered_header_is_rejected_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn wrong_key_is_rejected() {
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let (recv, _) = receiver(&secrets, ReceiveOptions::default()).await;
-    let mut other = StreamSecrets::generate(16);
+    let mut other = generate_secrets(16);
     other.header = secrets.header.clone();
     let pairing = loopback_pairing(&other, recv.local_addr().unwrap().port());
     let receiving = tokio::spawn(async move { recv.receive(&mut Vec::new()).await });
@@ -197,7 +195,7 @@ async fn connection_refused_is_a_connect_error() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap().port()
     };
-    let pairing = loopback_pairing(&StreamSecrets::generate(16), port);
+    let pairing = loopback_pairing(&generate_secrets(16), port);
     let err = SocketClient::new(quick_config()).write_and_digest(&pairing, &mut &b"x"[..]).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
@@ -205,7 +203,7 @@ async fn connection_refused_is_a_connect_error() {
 
 #[tokio::test]
 async fn invalid_pairing_fails_before_connecting() {
-    let mut pairing = loopback_pairing(&StreamSecrets::generate(16), 9);
+    let mut pairing = loopback_pairing(&generate_secrets(16), 9);
     pairing.nonce = b64(&[0u8; 16]);
     let err = SocketClient::new(quick_config()).write_and_digest(&pairing, &mut &b"x"[..]).await.unwrap_err();
     assert!(matches!(err, Error::InvalidPairing { field: "nonce", .. }), "{err:?}");
@@ -214,7 +212,7 @@ async fn invalid_pairing_fails_before_connecting() {
 #[tokio::test]
 async fn writer_gets_an_error_when_the_peer_resets_mid_stream() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let pairing = loopback_pairing(&StreamSecrets::generate(16), listener.local_addr().unwrap().port());
+    let pairing = loopback_pairing(&generate_secrets(16), listener.local_addr().unwrap().port());
     tokio::spawn(async move {
         let (mut conn, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 100_000];
@@ -230,7 +228,7 @@ async fn writer_gets_an_error_when_the_peer_resets_mid_stream() {
 #[tokio::test]
 async fn writer_times_out_when_the_receiver_stops_reading() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let pairing = loopback_pairing(&StreamSecrets::generate(16), listener.local_addr().unwrap().port());
+    let pairing = loopback_pairing(&generate_secrets(16), listener.local_addr().unwrap().port());
     let holder = tokio::spawn(async move {
         let (conn, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -264,7 +262,7 @@ async fn raw_upload(secrets: &StreamSecrets, port: u16, body: &[u8], header_too:
 
 #[tokio::test]
 async fn receiver_errors_leave_no_file() {
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let body = random_bytes(10_000, 3);
     /// (name, expected size, send the whole header?, end with RST?, body length, expected error).
     type Case = (&'static str, Option<u64>, bool, bool, usize, fn(&Error) -> bool);
@@ -294,7 +292,7 @@ async fn receiver_errors_leave_no_file() {
 
 #[tokio::test]
 async fn aborted_upload_is_an_error_not_a_short_file() {
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let (recv, pairing) = receiver(&secrets, ReceiveOptions::default()).await;
     let receiving = tokio::spawn(async move { recv.receive(&mut Vec::new()).await });
     let mut upload = UploadStream::connect(&pairing.validate().unwrap(), &quick_config()).await.unwrap();
@@ -307,7 +305,7 @@ async fn aborted_upload_is_an_error_not_a_short_file() {
 
 #[tokio::test]
 async fn receiver_times_out_idle_and_unused_pairings() {
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let options = ReceiveOptions { accept_timeout: Duration::from_millis(200), ..ReceiveOptions::default() };
     let (recv, _) = receiver(&secrets, options).await;
     let err = recv.receive(&mut Vec::new()).await.unwrap_err();
@@ -325,7 +323,7 @@ async fn receiver_times_out_idle_and_unused_pairings() {
 
 #[tokio::test]
 async fn a_pairing_accepts_one_connection_only() {
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let (recv, pairing) = receiver(&secrets, ReceiveOptions::default()).await;
     let receiving = tokio::spawn(async move { recv.receive(&mut Vec::new()).await });
     SocketClient::new(quick_config()).write_and_digest(&pairing, &mut &b"first"[..]).await.unwrap();
@@ -337,7 +335,7 @@ async fn a_pairing_accepts_one_connection_only() {
 
 #[tokio::test]
 async fn summary_so_far_matches_the_finished_upload() {
-    let secrets = StreamSecrets::generate(16);
+    let secrets = generate_secrets(16);
     let (recv, pairing) = receiver(&secrets, ReceiveOptions::default()).await;
     let receiving = tokio::spawn(async move { recv.receive(&mut Vec::new()).await });
     let mut upload = SocketClient::new(quick_config()).open(&pairing).await.unwrap();

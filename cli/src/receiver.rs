@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,11 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use zeroize::Zeroize;
 
-use super::cipher::StreamCipherState;
-use super::pairing::StreamSecrets;
-use crate::checksum::Checksum;
-use crate::error::{with_timeout, Error, Result};
-use crate::streaming::{blocking_io, InlineFileWriter};
+use norman::error::{with_timeout, Error, Result};
+use norman::socket::{StreamCipherState, StreamSecrets};
+use norman::streaming::PartFile;
+use norman::Checksum;
 
 /// Limits of one receive.
 #[derive(Debug, Clone)]
@@ -173,58 +172,6 @@ async fn read_some(
     with_timeout(idle, during, async { conn.read(buf).await.map_err(Error::io(during)) }).await
 }
 
-/// A file being received under a temporary name (`.NAME.RANDOM.part` beside its destination). It
-/// becomes visible under its real name only through [`PartFile::commit`]; dropped, it is deleted.
-pub struct PartFile {
-    path: PathBuf,
-    file: InlineFileWriter,
-    committed: bool,
-}
-
-impl PartFile {
-    pub async fn create_beside(dest: &Path) -> Result<Self> {
-        let name = dest
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", dest.display())))?;
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let path = dir.join(format!(".{}.{:016x}.part", name.to_string_lossy(), rand::random::<u64>()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(Error::io("creating the temporary file"))?;
-        Ok(Self { path, file: InlineFileWriter(file), committed: false })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn writer(&mut self) -> &mut InlineFileWriter {
-        &mut self.file
-    }
-
-    /// Syncs to disk and renames to `dest` (atomic on one filesystem).
-    pub async fn commit(mut self, dest: &Path) -> Result<()> {
-        blocking_io(|| self.file.0.sync_data()).map_err(Error::io("syncing the received file"))?;
-        blocking_io(|| std::fs::rename(&self.path, dest))
-            .map_err(Error::io("renaming the received file into place"))?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Adapts a callback to a receive sink: each decrypted chunk is handed to `f` as it arrives; an error
 /// from `f` stops the receive.
 pub struct CallbackSink<F>(pub F);
@@ -241,4 +188,20 @@ impl<F: FnMut(&[u8]) -> io::Result<()> + Unpin> AsyncWrite for CallbackSink<F> {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+/// Fresh random key, nonce and a `header_len`-byte authentication header, as a backend issues them
+/// for a pairing.
+pub fn generate_secrets(header_len: usize) -> StreamSecrets {
+    use rand::RngCore;
+    let mut rng = rand::rngs::OsRng;
+    let mut key = [0u8; norman::socket::KEY_LEN];
+    let mut nonce = [0u8; norman::socket::NONCE_LEN];
+    let mut header = vec![0u8; header_len];
+    rng.fill_bytes(&mut key);
+    rng.fill_bytes(&mut nonce);
+    rng.fill_bytes(&mut header);
+    let secrets = StreamSecrets { key: key.into(), nonce: nonce.into(), header: header.into() };
+    key.zeroize();
+    secrets
 }

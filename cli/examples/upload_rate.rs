@@ -6,8 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use norman::socket::{SocketClient, StreamSecrets};
+use norman::socket::SocketClient;
 use norman::AppConfig;
+use norman_cli::receiver::generate_secrets;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -24,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let norman = std::env::var("NORMAN_BIN").unwrap_or_else(|_| "norman".into());
     let dir = std::env::temp_dir().join(format!("upload-rate-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let secrets = StreamSecrets::generate(32);
+    let secrets = generate_secrets(32);
     let pairing_path = dir.join("pairing.json");
     std::fs::write(&pairing_path, serde_json::to_vec(&secrets.to_response("bench", "127.0.0.1", 1))?)?;
     let mut receiver = Command::new(&norman)

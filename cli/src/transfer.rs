@@ -130,7 +130,7 @@ pub async fn save_stream(
 ) -> CliResult<(u64, norman::Checksum)> {
     use tokio::io::AsyncWriteExt;
     let expected = stream.content_length;
-    let mut part = norman::socket::PartFile::create_beside(dest).await.map_err(|e| e.to_string())?;
+    let mut part = norman::streaming::PartFile::create_beside(dest).await.map_err(|e| e.to_string())?;
     let mut hasher = norman::Hasher::new();
     while let Some(chunk) = stream.next_chunk().await {
         let chunk = chunk.map_err(|e| e.to_string())?;

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use norman::socket::{PartFile, ReceiveOptions, Received, StreamSecrets, UploadReceiver};
+use norman::streaming::PartFile;
 use norman::Checksum;
+use norman_cli::receiver::{generate_secrets, ReceiveOptions, Received, UploadReceiver};
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
@@ -162,7 +163,7 @@ pub async fn pair_input(
 }
 
 async fn pair(state: AppState, target: Target, size: u64, host: String) -> ApiResult<RawJson> {
-    let secrets = StreamSecrets::generate(HEADER_LEN);
+    let secrets = generate_secrets(HEADER_LEN);
     let ttl = state.pairing_ttl;
     let options = ReceiveOptions {
         expected_size: Some(size),

@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use norman::socket::{ReceiveOptions, SocketClient, SocketPairingResponse, UploadReceiver};
+use norman::socket::{SocketClient, SocketPairingResponse};
 use norman::AppConfig;
+use norman_cli::receiver::{ReceiveOptions, UploadReceiver};
 
 #[derive(Parser)]
 #[command(name = "norman", version, about = "Move files to and from Norman, encrypted and checksummed")]

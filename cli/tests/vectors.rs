@@ -5,8 +5,9 @@
 mod common;
 
 use common::*;
-use norman::socket::{ReceiveOptions, StreamCipherState, UploadReceiver, UploadStream};
+use norman::socket::{StreamCipherState, UploadStream};
 use norman::{AppConfig, Checksum};
+use norman_cli::receiver::{ReceiveOptions, UploadReceiver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use norman::socket::{StreamCipherState, StreamSecrets};
+use norman_cli::receiver::generate_secrets;
 
 use crate::{print_line, CliResult};
 
@@ -39,7 +40,7 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> CliResult {
     let cpu = args.cpu_mib.max(1);
-    let secrets = StreamSecrets::generate(32);
+    let secrets = generate_secrets(32);
     let mut buf = vec![0x5au8; MIB];
 
     let chacha = rate(cpu, || {
