@@ -743,7 +743,9 @@ enum norman_result norman_set_log_callback(norman_log_callback callback,
  * Sends `method` (GET, POST, PUT, PATCH, DELETE, HEAD) to `route` under the base URL with the
  * client's token and an optional JSON body (NULL: no body; NORMAN_ERROR_INVALID_JSON when it does
  * not parse). Any answer, 2xx or not, is NORMAN_OK with its status in the response; transport
- * failures are errors (NORMAN_ERROR_CONNECT, NORMAN_ERROR_TIMEOUT, ...).
+ * failures are errors (NORMAN_ERROR_CONNECT, NORMAN_ERROR_TIMEOUT, ...). `route` is a path under
+ * the base URL: one that would leave it (an absolute URL, another host, `..` above the base path)
+ * is NORMAN_ERROR_INVALID_ARGUMENT and nothing is sent, so the token reaches no other origin.
  *
  * Ownership: the strings are borrowed and copied; `*response_out` receives a new response, free
  * it with `norman_response_free`.

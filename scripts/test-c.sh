@@ -48,6 +48,8 @@ echo "== C: build (shared + ASan, static)"
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_ffi.c -o "$out/test_ffi_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" tests/c/test_ffi.c -o "$out/test_ffi_static" "$lib_dir/libnorman.a" "${static_libs[@]}"
+$cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_routes.c -o "$out/test_routes_asan" \
+    -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_backend.c -o "$out/test_backend_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnorman.a" "${static_libs[@]}"
@@ -69,6 +71,8 @@ echo "== C: test_ffi (shared library, AddressSanitizer)"
 "$out/test_ffi_asan"
 echo "== C: test_ffi (static library)"
 "$out/test_ffi_static"
+echo "== C: test_routes: the token goes to the base URL only (shared library, AddressSanitizer)"
+"$out/test_routes_asan"
 
 serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
 if "$serve_bin" serve --help >/dev/null 2>&1; then

@@ -117,10 +117,28 @@ impl HttpClient {
     }
 
     /// `route` under the base URL. A leading `/` does not reset the path (PROTOCOL.md §1).
+    ///
+    /// Every request goes through here, and the bearer token goes with it: a route is a path under
+    /// the base URL, so anything that would leave it (an absolute URL in any case, `//host`, `\\host`,
+    /// leading blanks the URL parser strips, credentials, `..` above the base path) is refused. The
+    /// joined URL is checked rather than the route's text, so no parser quirk can slip through.
     pub fn url(&self, route: &str) -> Result<Url> {
-        self.base
+        let url = self
+            .base
             .join(route.trim_start_matches('/'))
-            .map_err(|e| Error::InvalidArgument(format!("route {route:?} does not form a URL: {e}")))
+            .map_err(|e| Error::InvalidArgument(format!("route {route:?} does not form a URL: {e}")))?;
+        let base = &self.base;
+        let same_origin = url.scheme() == base.scheme()
+            && url.host() == base.host()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url.username() == base.username()
+            && url.password() == base.password();
+        if !same_origin || !url.path().starts_with(base.path()) {
+            return Err(Error::InvalidArgument(format!(
+                "route {route:?} leaves the base URL: routes are paths under it, never another scheme, host, port or parent path"
+            )));
+        }
+        Ok(url)
     }
 
     /// Sends a request and decodes a JSON response.
@@ -364,6 +382,45 @@ mod tests {
             assert_eq!(c.url("retrieve/asset/a/b/c").unwrap().as_str(), "http://h:1/v0/retrieve/asset/a/b/c");
         }
         assert_eq!(client("https://x.example").url("a").unwrap().as_str(), "https://x.example/a");
+    }
+
+    #[test]
+    fn routes_that_leave_the_base_url_are_refused() {
+        let c = client("http://h:1/v0/");
+        for route in [
+            "http://other/x",
+            "HTTP://other/x",
+            "https://h:1/v0/x",
+            "http://h:2/v0/x",
+            " http://other/x",
+            "\thttp://other/x",
+            "\nhttp://other/x",
+            "ht\ttp://other/x",
+            "\\\\other/x",
+            "/\\other/x",
+            "\\/other/x",
+            "//other:1/x",
+            "\t//other/x",
+            " //other/x",
+            "http://h:1@other/x",
+            "file:///etc/passwd",
+            "mailto:a@b",
+            "localhost:1/x",
+            "../x",
+            "a/../../x",
+            "%2e%2e/x",
+            "..",
+        ] {
+            match c.url(route) {
+                Err(Error::InvalidArgument(message)) => assert!(message.contains("route"), "{message}"),
+                other => panic!("{route:?} gave {other:?}"),
+            }
+        }
+        // Absolute URLs inside the base, queries and dots that stay under it are still paths.
+        assert_eq!(c.url("http://h:1/v0/x").unwrap().as_str(), "http://h:1/v0/x");
+        assert_eq!(c.url("a/../b?c=//d").unwrap().as_str(), "http://h:1/v0/b?c=//d");
+        assert!(c.url("a:b").is_err(), "a scheme is never a path");
+        assert_eq!(client("http://h/").url("a/../b").unwrap().as_str(), "http://h/b");
     }
 
     #[test]

@@ -175,3 +175,50 @@ async fn bad_json_is_a_decode_error_and_the_escape_hatch_returns_any_status() {
     assert_eq!(status, 418);
     assert_eq!(&body[..], br#"{"teapot":true}"#);
 }
+
+#[tokio::test]
+async fn the_token_goes_to_the_base_url_only_whatever_the_route() {
+    // `other` stands for any other origin: nothing may reach it, least of all the token.
+    let (other, other_seen) = scripted(vec![Some((200, "{}".into())); 64]);
+    let other = other.trim_start_matches("http://").trim_end_matches("/v0").to_owned();
+    let (base, seen) = scripted(vec![Some((200, "{}".into())); 2]);
+    let http = client(&base, 0).with_token("tok-must-stay-home");
+    let routes = [
+        format!("http://{other}/steal"),
+        format!("HTTP://{other}/steal"),
+        format!("https://{other}/steal"),
+        format!(" http://{other}/steal"),
+        format!("\t\nhttp://{other}/steal"),
+        format!("ht\ttp://{other}/steal"),
+        format!("\\\\{other}/steal"),
+        format!("/\\\\{other}/steal"),
+        format!("\\/{other}/steal"),
+        format!(" //{other}/steal"),
+        format!("http://x@{other}/steal"),
+        "../steal".to_owned(),
+        "%2e%2e/steal".to_owned(),
+    ];
+    for route in &routes {
+        let results = [
+            http.request(Method::GET, route, None).await.map(|_| ()),
+            http.bytes(Method::POST, route, None::<&()>).await.map(|_| ()),
+            http.stream(Method::GET, route, None::<&()>, None).await.map(|_| ()),
+        ];
+        for result in results {
+            assert!(matches!(result, Err(Error::InvalidArgument(_))), "{route:?}: {result:?}");
+        }
+    }
+    // The same client still reaches its own origin, token included; leading slashes only ever
+    // mean "under the base path" (PROTOCOL.md §1), so `//host/x` is a path there, not a host.
+    let (status, _) = http.request(Method::GET, "persist/x", None).await.unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = http.request(Method::GET, &format!("//{other}/x"), None).await.unwrap();
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(other_seen.lock().unwrap().is_empty(), "{:?}", other_seen.lock().unwrap());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].request_line, "GET /v0/persist/x HTTP/1.1");
+    assert_eq!(seen[1].request_line, format!("GET /v0/{other}/x HTTP/1.1"));
+    assert!(seen[0].headers.iter().any(|h| h == "authorization: Bearer tok-must-stay-home"), "{seen:?}");
+}
