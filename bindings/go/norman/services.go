@@ -7,8 +7,10 @@ package norman
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 )
 
@@ -52,37 +54,76 @@ func (c *Client) GetModelBases(ctx context.Context, req GetModelsRequest) (map[s
 	return out, err
 }
 
-// CreateModels creates models, each under a new or given base (`POST persist/models/`).
+// CreateModels creates models, each under a new or given base (`POST persist/models/`), and returns
+// them by id. Either backend generation's answer is accepted: a list in request order (today's) or
+// a map of id to model (the older one).
 func (c *Client) CreateModels(ctx context.Context, models ...Model) (map[string]Model, error) {
-	var out map[string]Model
-	err := c.Call(ctx, "POST", "persist/models/", models, &out)
-	return out, err
+	_, byID, err := c.callModels(ctx, "POST", "persist/models/", models)
+	return byID, err
 }
 
 // CreateModel creates one model and returns it with its ids (and its assets') assigned.
 func (c *Client) CreateModel(ctx context.Context, model Model) (Model, error) {
-	created, err := c.CreateModels(ctx, model)
+	list, byID, err := c.callModels(ctx, "POST", "persist/models/", []Model{model})
 	if err != nil {
 		return Model{}, err
 	}
-	for _, m := range created {
+	if len(list) > 0 {
+		return list[0], nil
+	}
+	for _, m := range byID {
 		return m, nil
 	}
 	return Model{}, newError(ErrDecode, "POST persist/models/", "the backend created no model")
 }
 
-// CreateModelVersions adds versions to existing bases (`POST persist/models/version`).
+// CreateModelVersions adds versions to existing bases (`POST persist/models/version`); by id, from
+// either answer shape (see CreateModels).
 func (c *Client) CreateModelVersions(ctx context.Context, models ...Model) (map[string]Model, error) {
-	var out map[string]Model
-	err := c.Call(ctx, "POST", "persist/models/version", models, &out)
-	return out, err
+	_, byID, err := c.callModels(ctx, "POST", "persist/models/version", models)
+	return byID, err
 }
 
-// UpdateModels updates models (`PATCH persist/models/`).
+// UpdateModels updates models (`PATCH persist/models/`); by id, from either answer shape (see
+// CreateModels).
 func (c *Client) UpdateModels(ctx context.Context, models ...Model) (map[string]Model, error) {
-	var out map[string]Model
-	err := c.Call(ctx, "PATCH", "persist/models/", models, &out)
-	return out, err
+	_, byID, err := c.callModels(ctx, "PATCH", "persist/models/", models)
+	return byID, err
+}
+
+// callModels sends models to a route that answers them either as a list in request order (the
+// backend of today) or as a map of id to model (the earlier generation), and returns the list (nil
+// for a map answer) and the models by id. A list whose models lack an id, or name one twice, would
+// lose models in the map: it is ErrDecode.
+func (c *Client) callModels(ctx context.Context, method, route string, models []Model) ([]Model, map[string]Model, error) {
+	var raw json.RawMessage
+	if err := c.Call(ctx, method, route, models, &raw); err != nil {
+		return nil, nil, err
+	}
+	op := method + " " + route
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		var byID map[string]Model
+		if err := json.Unmarshal(raw, &byID); err != nil {
+			return nil, nil, newError(ErrDecode, op, fmt.Sprintf("unexpected response: %v", err))
+		}
+		return nil, byID, nil
+	}
+	var list []Model
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
+		return nil, nil, newError(ErrDecode, op, "the answer is neither a list of models nor a map of id to model")
+	}
+	byID := make(map[string]Model, len(list))
+	for i, m := range list {
+		if m.ID == "" || m.ID == "0" {
+			return nil, nil, newError(ErrDecode, op, fmt.Sprintf("model %d of the answer has no id", i))
+		}
+		if _, dup := byID[m.ID]; dup {
+			return nil, nil, newError(ErrDecode, op, fmt.Sprintf("the answer lists model %q twice", m.ID))
+		}
+		byID[m.ID] = m
+	}
+	return list, byID, nil
 }
 
 // UpdateModelVersions sets which version of each base is active (`PATCH persist/models/version`).
