@@ -427,13 +427,13 @@ export class Client {
   getModels(request?: GetModelsRequest | null, options?: CallOptions): Promise<Record<string, StoredModel>>;
   /** POST persist/models/bases/get: { id: ModelBase }. */
   getModelBases(request?: GetModelsRequest | null, options?: CallOptions): Promise<Record<string, ModelBase & { id: string }>>;
-  /** POST persist/models/: creates models, each under a new base; { id: Model }. */
+  /** POST persist/models/: creates models, each under a new base; { id: Model } whether the backend answers a list (today) or a map (earlier). */
   createModels(models: Model[], options?: CallOptions): Promise<Record<string, StoredModel>>;
   /** Creates one model; resolves with it as stored, its ids and its assets' ids assigned. */
   createModel(model: Model, options?: CallOptions): Promise<StoredModel>;
-  /** POST persist/models/version: new versions of existing bases (model_base_id); { id: Model }. */
+  /** POST persist/models/version: new versions of existing bases (model_base_id); { id: Model } from a list or map answer. */
   createModelVersions(models: Model[], options?: CallOptions): Promise<Record<string, StoredModel>>;
-  /** PATCH persist/models/: { id: Model }. */
+  /** PATCH persist/models/: { id: Model } from a list or map answer. */
   updateModels(models: Model[], options?: CallOptions): Promise<Record<string, StoredModel>>;
   /** PATCH persist/models/version: sets which version of each base is active. */
   updateModelVersions(previews: ModelPreview[], options?: CallOptions): Promise<ModelPreview[]>;

@@ -522,10 +522,32 @@ class Client {
     return redactTokens({ token: r.access_token, account: r.account });
   }
 
-  /** POST persist/models/: creates models; resolves with the map of id to Model. */
+  /**
+   * POST persist/models/: creates models; resolves with the map of id to Model, whichever answer
+   * the backend gives (a list in request order, or the earlier generation's map).
+   */
   async createModels(models, options) {
     if (!Array.isArray(models)) throw invalid('models must be an array of Model objects');
-    return this._typed('POST', 'persist/models/', models, options, 'map');
+    return (await this._models('POST', 'persist/models/', models, options)).byId;
+  }
+
+  /**
+   * A model route whose answer is a list of models in request order (today's backend) or a map of
+   * id to model (the earlier generation): { list (null for a map), byId }. A list whose models lack
+   * an id or name one twice would lose models in the map: NORMAN_ERROR_DECODE.
+   */
+  async _models(method, route, models, options) {
+    const value = await this.requestJson(method, route, models, options);
+    if (SHAPES.map[1](value)) return { list: null, byId: value };
+    if (!Array.isArray(value)) throw decodeError(method, route, 'a list of models or a map of id to model');
+    const seen = new Set();
+    for (const [i, m] of value.entries()) {
+      if (m === null || typeof m !== 'object' || Array.isArray(m)) throw decodeError(method, route, `a list of models (item ${i} is no object)`);
+      if (typeof m.id !== 'string' || m.id === '' || m.id === '0') throw decodeError(method, route, `a list of stored models (model ${i} has no id)`);
+      if (seen.has(m.id)) throw decodeError(method, route, `a list of distinct models (${JSON.stringify(m.id)} twice)`);
+      seen.add(m.id);
+    }
+    return { list: value, byId: Object.fromEntries(value.map((m) => [m.id, m])) };
   }
 
   /** POST persist/flags/get: { entity_id: [StatusFlag] } for the given constraints (or all). */
@@ -597,22 +619,22 @@ class Client {
    */
   async createModel(model, options) {
     requireObject(model, 'model');
-    const created = await this.createModels([model], options);
-    const first = Object.values(created)[0];
+    const { list, byId } = await this._models('POST', 'persist/models/', [model], options);
+    const first = list ? list[0] : Object.values(byId)[0];
     if (!first) throw errorOf(RESULT.NORMAN_ERROR_DECODE, 'POST persist/models/: the backend created no model');
     return first;
   }
 
-  /** POST persist/models/version: adds versions to existing bases (each model's model_base_id); { id: Model }. */
+  /** POST persist/models/version: adds versions to existing bases (each model's model_base_id); { id: Model } from either answer shape. */
   async createModelVersions(models, options) {
     requireArray(models, 'models');
-    return this._typed('POST', 'persist/models/version', models, options, 'map');
+    return (await this._models('POST', 'persist/models/version', models, options)).byId;
   }
 
-  /** PATCH persist/models/: updates models (by id); { id: Model }. */
+  /** PATCH persist/models/: updates models (by id); { id: Model } from either answer shape. */
   async updateModels(models, options) {
     requireArray(models, 'models');
-    return this._typed('PATCH', 'persist/models/', models, options, 'map');
+    return (await this._models('PATCH', 'persist/models/', models, options)).byId;
   }
 
   /** PATCH persist/models/version: sets which version of each base is active; [ModelPreview]. */
