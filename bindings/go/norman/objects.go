@@ -286,6 +286,13 @@ type SocketInputPairingRequest struct {
 	InputID         string `json:"input_id"`
 }
 
+// ChecksumRequest completes an upload made on a pairing (`file-push/socket/complete`): the backend
+// checks the checksum against what it received.
+type ChecksumRequest struct {
+	PairingID string `json:"pairing_id"`
+	Checksum  string `json:"checksum"`
+}
+
 // AssetDownloadRequest has the backend fetch a model asset from links.
 type AssetDownloadRequest struct {
 	AccountID string   `json:"account_id"`

@@ -240,7 +240,7 @@ func (c *Client) PairInputSocket(ctx context.Context, req SocketInputPairingRequ
 // CompleteUpload tells the backend an upload on pairingID ended with checksum
 // (`POST file-push/socket/complete`); the backend checks it against what it received.
 func (c *Client) CompleteUpload(ctx context.Context, pairingID string, checksum Digest) error {
-	in := map[string]string{"pairing_id": pairingID, "checksum": checksum.String()}
+	in := ChecksumRequest{PairingID: pairingID, Checksum: checksum.String()}
 	return c.Call(ctx, "POST", "file-push/socket/complete", in, nil)
 }
 
