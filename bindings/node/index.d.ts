@@ -253,7 +253,8 @@ export interface FilterNode {
   column?: string;
   /** Default '='. */
   operator?: BinaryRelation;
-  value: string | number | string[] | number[];
+  /** One value, or a list of them for IN and NOT IN. */
+  value: string | number | Array<string | number>;
 }
 
 /** Joins nodes and nested clauses. */
@@ -311,6 +312,13 @@ export interface SocketInputPairingRequest {
   input_id: string;
 }
 
+/** Completes an upload made on a pairing (what complete() sends): the backend checks the checksum. */
+export interface ChecksumRequest {
+  pairing_id: string;
+  /** xxh3-64, 16 hex digits. */
+  checksum: string;
+}
+
 /** Has the backend fetch a model asset from links (http or https only). */
 export interface AssetDownloadRequest {
   account_id: string;
@@ -340,8 +348,15 @@ export interface OutputDownloadRequest {
   output_id: string;
 }
 
+/** The links a pull fetches from, as the backend keeps them. */
+export interface NormanFileDownloadRequest {
+  account_id: string;
+  model_id: string;
+  links: string[];
+}
+
 interface TrackedDownloadBase {
-  download_request: { account_id: string; model_id: string; links: string[] };
+  download_request: NormanFileDownloadRequest;
   file_link: string;
   model: Model;
   downloaded_bytes: number;
