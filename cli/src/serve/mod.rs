@@ -124,8 +124,9 @@ pub struct AppState {
 pub async fn start(opts: ServeOptions) -> Result<RunningServer, String> {
     let blobs = opts.data_dir.join("blobs");
     std::fs::create_dir_all(&blobs).map_err(|e| format!("{}: {e}", blobs.display()))?;
-    store::remove_stale_part_files(&blobs);
-    let db = db::Db::open(&opts.data_dir.join("norman.sqlite3")).await?;
+    let db = db::Db::open(&opts.data_dir.join("norman.sqlite3"), &blobs).await?;
+    let dir = blobs.clone();
+    db.call(move |conn| store::sweep_blobs(conn, &dir)).await.map_err(|e| e.detail)?;
     db.call(store::fail_interrupted_transfers).await.map_err(|e| e.detail)?;
 
     let listener = tokio::net::TcpListener::bind(opts.listen)

@@ -415,6 +415,17 @@ pub async fn reap_expired(state: AppState, mut stop: tokio::sync::watch::Receive
     }
 }
 
+/// After an account is deleted: stops its receives (their temporary files are deleted).
+pub fn abandon_account(state: &AppState, account_id: &str) {
+    lock(state).retain(|_, pending| {
+        let keep = pending.target.account_id != account_id;
+        if !keep {
+            pending.task.abort();
+        }
+        keep
+    });
+}
+
 /// At shutdown: stops every receive (their temporary files are deleted); the next start marks the
 /// pairings expired.
 pub fn abandon_all(state: &AppState) {
