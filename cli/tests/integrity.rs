@@ -27,6 +27,16 @@ impl Api {
     }
 
     async fn call(&self, method: Method, route: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.try_call(method, route, body).await.unwrap()
+    }
+
+    /// A call whose transport may fail (the server was killed).
+    async fn try_call(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), String> {
         let mut req = self.http.request(method, format!("{}{route}", self.base));
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
@@ -34,10 +44,10 @@ impl Api {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.unwrap();
+        let resp = req.send().await.map_err(|e| e.to_string())?;
         let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     async fn ok(&self, method: Method, route: &str, body: Option<Value>) -> Value {
@@ -86,7 +96,8 @@ impl Api {
     ) -> Result<SocketPairingResponse, String> {
         let request = json!({"account_id": self.account_id, "model_id": model["id"], "asset_id": asset_id,
             "file_size_in_bytes": size});
-        let (status, body) = self.call(Method::POST, "file-push/socket/pair/asset", Some(request)).await;
+        let (status, body) =
+            self.try_call(Method::POST, "file-push/socket/pair/asset", Some(request)).await?;
         if status != StatusCode::OK {
             return Err(format!("pair: {status} {body}"));
         }
@@ -332,4 +343,180 @@ async fn a_deleted_account_takes_its_data_and_its_id_is_never_issued_again() {
     assert_eq!(blob_files(dir.path()).len(), 1);
     let anonymous = Api::anonymous(&server.base_url);
     assert_eq!(anonymous.call(Method::POST, &login, None).await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// What the test knows of one asset across kills: the checksum of the last upload the server
+/// acknowledged, and of the one whose `complete` got no answer (it may or may not have committed).
+#[derive(Default, Clone)]
+struct Slot {
+    acked: Option<String>,
+    in_flight: Option<String>,
+}
+
+/// Replaces the asset's file over and over until the server goes away.
+async fn keep_replacing(
+    api: Api,
+    model: Value,
+    asset_id: String,
+    slots: Slots,
+    index: usize,
+    seed: u64,
+    completing: std::sync::Arc<tokio::sync::Notify>,
+) -> usize {
+    let mut acks = 0;
+    for n in 0u64.. {
+        let len = 1 + ((seed.wrapping_mul(2654435761).wrapping_add(n * 7919)) % 50_000) as usize;
+        let data = common::random_bytes(len, seed ^ (n << 20));
+        let Ok(pairing) = api.pair(&model, &asset_id, data.len()).await else { break };
+        let Ok(sent) = send(&pairing, &data).await else { break };
+        slots.lock().unwrap()[index].in_flight = Some(sent.clone());
+        let request = json!({"pairing_id": pairing.pairing_id, "checksum": sent});
+        completing.notify_one();
+        let resp = api
+            .http
+            .post(format!("{}file-push/socket/complete", api.base))
+            .bearer_auth(api.token.as_ref().unwrap())
+            .json(&request)
+            .send()
+            .await;
+        let Ok(resp) = resp else { break }; // no answer: it may have committed
+        let status = resp.status();
+        let mut slots = slots.lock().unwrap();
+        let slot = &mut slots[index];
+        if status == StatusCode::OK {
+            slot.acked = slot.in_flight.take();
+            acks += 1;
+        } else {
+            slot.in_flight = None; // a definite refusal stored nothing
+        }
+    }
+    acks
+}
+
+/// Kill delays: different in each run (the seed is printed when the test fails).
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Jitter {
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        eprintln!("kill delay seed {seed}");
+        Jitter(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+type Slots = std::sync::Arc<std::sync::Mutex<Vec<Slot>>>;
+
+#[tokio::test]
+async fn acknowledged_uploads_survive_sigkill_during_concurrent_replacements() {
+    const ASSETS: usize = 6;
+    const ROUNDS: u64 = 24;
+    let started = Instant::now();
+    // On tmpfs when there is one: syncs cost nothing there, so many more uploads (and kills landing
+    // mid-replacement) fit in the time; a SIGKILL loses nothing the page cache holds either way.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+    let server = Serve::start(dir.path(), &[]);
+    let api = Api::signup(&server.base_url).await;
+    let asset_ids: Vec<String> = (0..ASSETS).map(|_| unique("asset")).collect();
+    let ids: Vec<&str> = asset_ids.iter().map(String::as_str).collect();
+    let model = api.create_model("crashy", &ids).await;
+    let slots: Slots = std::sync::Arc::new(std::sync::Mutex::new(vec![Slot::default(); ASSETS]));
+    let mut server = Some(server);
+    let mut total_acks = 0;
+    let mut jitter = Jitter::new();
+    for round in 0..ROUNDS {
+        let running = match server.take() {
+            Some(s) => s,
+            None => Serve::start(dir.path(), &[]),
+        };
+        let api = Api { base: running.base_url.clone(), ..api.clone() };
+
+        // Every acknowledged upload is there, whole; no file is left that no row names.
+        let mut stored = 0;
+        for (i, asset_id) in asset_ids.iter().enumerate() {
+            let (status, bytes) = api.retrieve(&model, asset_id).await;
+            let mut slots = slots.lock().unwrap();
+            let slot = &mut slots[i];
+            if status == StatusCode::NOT_FOUND && slot.acked.is_none() {
+                slot.in_flight = None;
+                continue;
+            }
+            assert_eq!(status, StatusCode::OK, "round {round}: asset {i} lost its acknowledged file");
+            let got = Checksum::of(&bytes).to_hex();
+            let expected = [&slot.acked, &slot.in_flight];
+            assert!(
+                expected.iter().any(|c| c.as_deref() == Some(got.as_str())),
+                "round {round}: asset {i} holds {got}, expected one of {expected:?}"
+            );
+            slot.acked = Some(got);
+            slot.in_flight = None;
+            stored += 1;
+        }
+        assert_eq!(blob_files(dir.path()).len(), stored, "round {round}: orphan or temporary files left");
+
+        let completing = std::sync::Arc::new(tokio::sync::Notify::new());
+        let tasks: Vec<_> = asset_ids
+            .iter()
+            .enumerate()
+            .map(|(i, asset_id)| {
+                let (api, model, asset_id, slots) =
+                    (api.clone(), model.clone(), asset_id.clone(), slots.clone());
+                tokio::spawn(keep_replacing(
+                    api,
+                    model,
+                    asset_id,
+                    slots,
+                    i,
+                    round * 31 + i as u64,
+                    completing.clone(),
+                ))
+            })
+            .collect();
+        // Some uploads, then a kill a few hundred microseconds after a `complete` left, different in
+        // each round: it lands anywhere from receiving the request to removing the replaced file.
+        tokio::time::sleep(Duration::from_millis(if round == 0 { 300 } else { 40 })).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), completing.notified()).await;
+        let delay = Duration::from_micros(jitter.next() % 10_000);
+        let pid = running.pid() as libc::pid_t;
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(delay);
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        })
+        .await
+        .unwrap();
+        running.kill();
+        for task in tasks {
+            total_acks +=
+                tokio::time::timeout(Duration::from_secs(10), task).await.expect("uploader stuck").unwrap();
+        }
+    }
+    assert!(
+        total_acks >= ROUNDS as usize,
+        "too few uploads were acknowledged to test anything: {total_acks}"
+    );
+    eprintln!("{ROUNDS} kill rounds, {total_acks} acknowledged uploads, {:?}", started.elapsed());
+
+    // The last round's survivors, checked once more.
+    let running = Serve::start(dir.path(), &[]);
+    let api = Api { base: running.base_url.clone(), ..api };
+    for (i, asset_id) in asset_ids.iter().enumerate() {
+        let slot = slots.lock().unwrap()[i].clone();
+        let (status, bytes) = api.retrieve(&model, asset_id).await;
+        if slot.acked.is_none() && status == StatusCode::NOT_FOUND {
+            continue;
+        }
+        let got = Checksum::of(&bytes).to_hex();
+        assert!(
+            slot.acked.as_deref() == Some(got.as_str()) || slot.in_flight.as_deref() == Some(got.as_str())
+        );
+    }
 }
