@@ -520,3 +520,58 @@ async fn acknowledged_uploads_survive_sigkill_during_concurrent_replacements() {
         );
     }
 }
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn open_pairings_are_capped_per_account_and_cost_no_descriptor_until_connected() {
+    const CAP: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Serve::start(dir.path(), &["--max-open-pairings", &CAP.to_string()]);
+    let a = Api::signup(&server.base_url).await;
+    let asset_id = unique("asset");
+    let model = a.create_model("greedy", &[&asset_id]).await;
+
+    // A fills its cap. The server's descriptors do not grow with open pairings (they used to: one
+    // listening socket each, until other accounts got "Too many open files").
+    let mut pairings = vec![a.pair(&model, &asset_id, 5).await.unwrap()];
+    let before = open_descriptors(server.pid());
+    for _ in 1..CAP {
+        pairings.push(a.pair(&model, &asset_id, 5).await.unwrap());
+    }
+    let after = open_descriptors(server.pid());
+    assert!(after <= before + 2, "{CAP} open pairings took descriptors: {before} -> {after}");
+    assert!(pairings.iter().all(|p| p.port == pairings[0].port), "one shared upload port");
+    let (status, body) = a
+        .call(
+            Method::POST,
+            "file-push/socket/pair/asset",
+            Some(json!({"account_id": a.account_id,
+            "model_id": model["id"], "asset_id": asset_id, "file_size_in_bytes": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(str(&body["detail"]).contains(&format!("{CAP} open upload pairings")), "{body}");
+
+    // Another account still pairs and uploads.
+    let b = Api::signup(&server.base_url).await;
+    let b_asset = unique("asset");
+    let b_model = b.create_model("modest", &[&b_asset]).await;
+    b.upload(&b_model, &b_asset, b"bees").await.unwrap();
+    assert_eq!(b.retrieve(&b_model, &b_asset).await, (StatusCode::OK, b"bees".to_vec()));
+
+    // A's pairings all still work, whichever order their connections come in; a completed one
+    // frees its place.
+    let last = pairings.pop().unwrap();
+    let sent = send(&last, b"hello").await.unwrap();
+    assert_eq!(a.complete(&last.pairing_id, &sent).await.0, StatusCode::OK);
+    assert_eq!(a.retrieve(&model, &asset_id).await, (StatusCode::OK, b"hello".to_vec()));
+    let again = a.pair(&model, &asset_id, 5).await.unwrap();
+    let sent = send(&pairings[0], b"first").await.unwrap();
+    assert_eq!(a.complete(&pairings[0].pairing_id, &sent).await.0, StatusCode::OK);
+    assert_eq!(a.retrieve(&model, &asset_id).await, (StatusCode::OK, b"first".to_vec()));
+    assert!(a.pair(&model, &asset_id, 5).await.is_ok());
+    drop(again);
+}
