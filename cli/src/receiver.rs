@@ -141,9 +141,18 @@ pub fn open_header(secrets: &StreamSecrets, encrypted: &[u8]) -> Option<StreamCi
         return None;
     }
     let mut state = StreamCipherState::new(secrets);
-    let mut header = encrypted.to_vec();
-    state.apply_unhashed(&mut header).ok()?;
-    let matches = bool::from(header.as_slice().ct_eq(expected));
+    // A server tries every waiting pairing on each connection: no allocation for usual lengths.
+    let mut stack = [0u8; 64];
+    let mut heap = Vec::new();
+    let header: &mut [u8] = if encrypted.len() <= stack.len() {
+        &mut stack[..encrypted.len()]
+    } else {
+        heap.resize(encrypted.len(), 0);
+        &mut heap
+    };
+    header.copy_from_slice(encrypted);
+    state.apply_unhashed(header).ok()?;
+    let matches = bool::from(header.ct_eq(expected));
     header.zeroize();
     matches.then_some(state)
 }

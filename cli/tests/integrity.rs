@@ -305,9 +305,13 @@ async fn a_deleted_account_takes_its_data_and_its_id_is_never_issued_again() {
     let keep_model = keep.create_model("bystander", &[&keep_asset]).await;
     keep.upload(&keep_model, &keep_asset, b"stays").await.unwrap();
     assert_eq!(blob_files(dir.path()).len(), 2);
+    let open = a.pair(&a_model, &asset_id, 4).await.unwrap();
 
     let (status, body) = a.call(Method::DELETE, "authenticate/accounts", Some(Value::Null)).await;
     assert_eq!((status, &body), (StatusCode::OK, &json!(1)));
+    // Its pairing went with it: a late stream is not claimed, and nothing is written.
+    let _ = send(&open, b"late").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // Its files are gone from the disk, its token is dead, and its default login refuses.
     assert_eq!(blob_files(dir.path()).len(), 1, "only the bystander's file is left");
     assert_eq!(a.call(Method::POST, "persist/models/get", None).await.0, StatusCode::UNAUTHORIZED);

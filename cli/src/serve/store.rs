@@ -103,6 +103,9 @@ pub fn finish_transfer(
     size: u64,
     checksum: &str,
 ) -> ApiResult<()> {
+    if !account_exists(conn, &target.account_id)? {
+        return Err(ApiError::not_found("the account was deleted; nothing was stored"));
+    }
     // The file's directory entry must be durable before a committed row points at it.
     sync_dir(blobs).map_err(|e| ApiError::internal(format!("syncing the blob directory: {e}")))?;
     record_blob(conn, blobs, target, file_name, size, checksum)?;
@@ -120,7 +123,15 @@ pub fn finish_transfer(
     Ok(())
 }
 
+/// A transfer that ends after its account was deleted must not bring any of its data back.
+fn account_exists(conn: &Connection, account_id: &str) -> ApiResult<bool> {
+    Ok(conn.query_row("SELECT 1 FROM accounts WHERE id = ?1", [account_id], |_| Ok(())).optional()?.is_some())
+}
+
 pub fn fail_transfer(conn: &Connection, target: &Target, detail: &str) -> ApiResult<()> {
+    if !account_exists(conn, &target.account_id)? {
+        return Ok(());
+    }
     set_target_flags(conn, target, ERROR)?;
     notify(conn, target, "Error", "File transfer failed", detail)
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,8 @@ pub struct Hub {
     /// Open pairings per account (see [`OpenSlot`]).
     open: Mutex<HashMap<String, usize>>,
     handshakes: Arc<Semaphore>,
+    /// Connections accepted whose header is still being read.
+    handshaking: AtomicUsize,
 }
 
 /// One open pairing counted against its account's cap, for as long as it can still be completed:
@@ -121,6 +123,7 @@ impl Hub {
             waiting: Mutex::default(),
             open: Mutex::default(),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            handshaking: AtomicUsize::new(0),
         };
         Ok((Arc::new(hub), listener))
     }
@@ -181,6 +184,7 @@ pub async fn accept_uploads(
         };
         match accepted {
             Ok((conn, peer)) => {
+                hub.handshaking.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(handshake(hub.clone(), conn, peer, permit));
             }
             // Out of descriptors or the like: let some connections finish before trying again.
@@ -192,8 +196,10 @@ pub async fn accept_uploads(
 /// Reads a connection's authentication header and hands the connection to the pairing it opens;
 /// a connection no pairing claims is closed.
 async fn handshake(hub: Arc<Hub>, mut conn: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
-    let Ok(encrypted) = read_header(&mut conn, HEADER_LEN, HANDSHAKE_TIMEOUT).await else { return };
+    let header = read_header(&mut conn, HEADER_LEN, HANDSHAKE_TIMEOUT).await;
+    hub.handshaking.fetch_sub(1, Ordering::AcqRel);
     drop(permit);
+    let Ok(encrypted) = header else { return };
     if let Some((waiting, state)) = hub.claim(&encrypted) {
         // The pairing's task may have just expired: then the connection closes here.
         let _ = waiting.deliver.send((conn, state, peer));
@@ -477,9 +483,14 @@ pub async fn complete(
 
     // The client sent its stream before calling: give the listener a moment to claim it. Whoever
     // takes the pairing off the waiting list decides: a connection, or this give-up.
-    let deadline = Instant::now() + CLAIM_WAIT;
-    while !pending.claimed.load(Ordering::Acquire) && !pending.task.is_finished() && Instant::now() < deadline
-    {
+    // Handshakes still running may hold it (a crowd of slow connections delays it up to their deadline).
+    let start = Instant::now();
+    while !pending.claimed.load(Ordering::Acquire) && !pending.task.is_finished() {
+        let waited = start.elapsed();
+        let handshaking = state.uploads.handshaking.load(Ordering::Acquire) > 0;
+        if waited >= CLAIM_WAIT + HANDSHAKE_TIMEOUT || (waited >= CLAIM_WAIT && !handshaking) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if lock(&state.uploads.waiting).remove(&pairing_id).is_some() {
