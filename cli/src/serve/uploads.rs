@@ -481,9 +481,9 @@ pub async fn complete(
         return Err(closed_pairing(&state, &auth, pairing_id).await);
     };
 
-    // The client sent its stream before calling: give the listener a moment to claim it. Whoever
+    // The client sent its stream before calling: give the listener a moment to claim it (longer while
+    // handshakes are running: a crowd of slow connections delays it up to their deadline). Whoever
     // takes the pairing off the waiting list decides: a connection, or this give-up.
-    // Handshakes still running may hold it (a crowd of slow connections delays it up to their deadline).
     let start = Instant::now();
     while !pending.claimed.load(Ordering::Acquire) && !pending.task.is_finished() {
         let waited = start.elapsed();
