@@ -42,6 +42,7 @@ async fn demo(dir: &Path, size_mib: u64) -> CliResult {
         listen: ([127, 0, 0, 1], 0).into(),
         data_dir: dir.join("backend"),
         pairing_ttl: Duration::from_secs(60),
+        max_open_pairings: 64,
     })
     .await?;
     print_line(&format!(

@@ -90,31 +90,10 @@ impl UploadReceiver {
         // One connection per pairing: close the port before reading a byte.
         drop(listener);
 
-        let mut state = StreamCipherState::new(&secrets);
-        check_header(&mut conn, &mut state, secrets.header.expose(), options.idle_timeout).await?;
-
-        let limit = options.expected_size.map_or(options.max_size, |size| size.min(options.max_size));
-        let mut buf = vec![0u8; options.buffer_size.max(1)];
-        let mut received = 0u64;
-        loop {
-            let n = read_some(&mut conn, &mut buf, options.idle_timeout, "receiving the file").await?;
-            if n == 0 {
-                break;
-            }
-            if received + n as u64 > limit {
-                return Err(Error::Oversize { limit });
-            }
-            state.open_in_place(&mut buf[..n])?;
-            sink.write_all(&buf[..n]).await.map_err(Error::io("writing the received file"))?;
-            received += n as u64;
-        }
-        if let Some(expected) = options.expected_size {
-            if received != expected {
-                return Err(Error::Truncated { during: "receiving the file", expected, received });
-            }
-        }
-        sink.flush().await.map_err(Error::io("writing the received file"))?;
-        Ok(Received { bytes: received, checksum: state.checksum(), peer })
+        let encrypted = read_header(&mut conn, secrets.header.expose().len(), options.idle_timeout).await?;
+        let state = open_header(&secrets, &encrypted).ok_or(Error::AuthHeaderMismatch)?;
+        let (bytes, checksum) = receive_stream(&mut conn, state, &options, sink).await?;
+        Ok(Received { bytes, checksum, peer })
     }
 
     /// Receives one upload into a temporary file beside `dest`. The caller decides: commit it (after
@@ -134,33 +113,80 @@ impl UploadReceiver {
     }
 }
 
-async fn check_header(
-    conn: &mut TcpStream,
-    state: &mut StreamCipherState,
-    expected: &[u8],
-    idle: Duration,
-) -> Result<()> {
-    let mut header = vec![0u8; expected.len()];
-    let mut got = 0;
-    while got < header.len() {
-        let n = read_some(conn, &mut header[got..], idle, "reading the authentication header").await?;
-        if n == 0 {
-            return Err(Error::Truncated {
-                during: "reading the authentication header",
-                expected: expected.len() as u64,
-                received: got as u64,
-            });
+/// Reads the `len` encrypted bytes of the authentication header that open a connection, within
+/// `deadline` in all (a peer trickling bytes gains nothing).
+pub async fn read_header(conn: &mut TcpStream, len: usize, deadline: Duration) -> Result<Vec<u8>> {
+    const DURING: &str = "reading the authentication header";
+    let mut header = vec![0u8; len];
+    with_timeout(deadline, DURING, async {
+        let mut got = 0;
+        while got < len {
+            let n = conn.read(&mut header[got..]).await.map_err(Error::io(DURING))?;
+            if n == 0 {
+                return Err(Error::Truncated { during: DURING, expected: len as u64, received: got as u64 });
+            }
+            got += n;
         }
-        got += n;
-    }
-    state.apply_unhashed(&mut header)?;
-    let matches = bool::from(header.as_slice().ct_eq(expected));
-    header.zeroize();
-    if matches {
         Ok(())
-    } else {
-        Err(Error::AuthHeaderMismatch)
+    })
+    .await?;
+    Ok(header)
+}
+
+/// Whether `encrypted` is `secrets`' authentication header under its key and nonce (compared in
+/// constant time); if so, the cipher state to read the file bytes that follow.
+pub fn open_header(secrets: &StreamSecrets, encrypted: &[u8]) -> Option<StreamCipherState> {
+    let expected = secrets.header.expose();
+    if encrypted.len() != expected.len() {
+        return None;
     }
+    let mut state = StreamCipherState::new(secrets);
+    // A server tries every waiting pairing on each connection: no allocation for usual lengths.
+    let mut stack = [0u8; 64];
+    let mut heap = Vec::new();
+    let header: &mut [u8] = if encrypted.len() <= stack.len() {
+        &mut stack[..encrypted.len()]
+    } else {
+        heap.resize(encrypted.len(), 0);
+        &mut heap
+    };
+    header.copy_from_slice(encrypted);
+    state.apply_unhashed(header).ok()?;
+    let matches = bool::from(header.ct_eq(expected));
+    header.zeroize();
+    matches.then_some(state)
+}
+
+/// Streams the file bytes after the header into `sink`, decrypting and hashing; returns their count
+/// and checksum. Enforces `options`' sizes and idle timeout.
+pub async fn receive_stream<W: AsyncWrite + Unpin>(
+    conn: &mut TcpStream,
+    mut state: StreamCipherState,
+    options: &ReceiveOptions,
+    sink: &mut W,
+) -> Result<(u64, Checksum)> {
+    let limit = options.expected_size.map_or(options.max_size, |size| size.min(options.max_size));
+    let mut buf = vec![0u8; options.buffer_size.max(1)];
+    let mut received = 0u64;
+    loop {
+        let n = read_some(conn, &mut buf, options.idle_timeout, "receiving the file").await?;
+        if n == 0 {
+            break;
+        }
+        if received + n as u64 > limit {
+            return Err(Error::Oversize { limit });
+        }
+        state.open_in_place(&mut buf[..n])?;
+        sink.write_all(&buf[..n]).await.map_err(Error::io("writing the received file"))?;
+        received += n as u64;
+    }
+    if let Some(expected) = options.expected_size {
+        if received != expected {
+            return Err(Error::Truncated { during: "receiving the file", expected, received });
+        }
+    }
+    sink.flush().await.map_err(Error::io("writing the received file"))?;
+    Ok((received, state.checksum()))
 }
 
 async fn read_some(

@@ -13,6 +13,7 @@ use norman::socket::{SocketClient, SocketPairingResponse};
 use norman::{AppConfig, Checksum};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running `norman serve`; killed on drop.
 struct Server {
@@ -292,6 +293,29 @@ async fn complete(api: &Api, pairing_id: &str, checksum: &str) -> (StatusCode, V
         Some(json!({"pairing_id": pairing_id, "checksum": checksum})),
     )
     .await
+}
+
+/// The pairing's wire stream for `data`: its authentication header, then the file, encrypted.
+fn wire(pairing: &SocketPairingResponse, data: &[u8]) -> Vec<u8> {
+    let secrets = pairing.validate().unwrap().secrets;
+    let mut state = norman::socket::StreamCipherState::new(&secrets);
+    let mut out = secrets.header.expose().to_vec();
+    state.apply_unhashed(&mut out).unwrap();
+    let mut body = data.to_vec();
+    state.seal_in_place(&mut body).unwrap();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Sends the pairing's stream for `data` on a new connection and waits until the server closes it
+/// (it must: the pairing cannot claim another connection).
+async fn replay(pairing: &SocketPairingResponse, data: &[u8]) {
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", pairing.port as u16)).await.unwrap();
+    let _ = conn.write_all(&wire(pairing, data)).await; // the server may reset it mid-way
+    let _ = conn.shutdown().await;
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the replayed connection was not closed: {closed:?}");
 }
 
 fn asset_route(account_id: &str, model_id: &str, asset_id: &str) -> String {
@@ -759,23 +783,28 @@ async fn asset_upload_retrieve_ranges_and_one_connection_per_pairing() {
         StatusCode::NOT_FOUND
     );
 
-    // The pairing served its one connection: its port is closed, and it cannot complete twice.
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", pairing.port as u16)).await.is_err());
+    // The pairing served its one connection: a replay of its stream stores nothing, and it cannot
+    // complete twice.
+    replay(&pairing, &common::random_bytes(data.len(), 99)).await;
     let (status, body) = complete(&api, &pairing.pairing_id, &sent).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("already completed"));
     let (status, _) = complete(&api, "no-such-pairing", &sent).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get_bytes(&route, None).await.bytes().await.unwrap().as_ref(), data.as_slice());
 
-    // A second connection while the first is streaming is refused too.
+    // A second connection while the first is streaming is not claimed: the first one's bytes count.
     let pairing = pair_asset(&api, &account_id, &model_id, &asset_id, 4).await;
+    let first_wire = wire(&pairing, b"abcd");
     let mut first = tokio::net::TcpStream::connect(("127.0.0.1", pairing.port as u16)).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tokio::net::TcpStream::connect(("127.0.0.1", pairing.port as u16)).await.is_ok() {
-        assert!(Instant::now() < deadline, "the port stayed open after the first connection");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::io::AsyncWriteExt::shutdown(&mut first).await.unwrap();
+    first.write_all(&first_wire[..first_wire.len() - 2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    replay(&pairing, b"evil").await;
+    first.write_all(&first_wire[first_wire.len() - 2..]).await.unwrap();
+    first.shutdown().await.unwrap();
+    let (status, body) = complete(&api, &pairing.pairing_id, &Checksum::of(b"abcd").to_hex()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(api.get_bytes(&route, None).await.bytes().await.unwrap().as_ref(), b"abcd");
 
     // Other accounts can neither read nor pair on it.
     let (other, other_id) = server.api().signup().await;
@@ -851,10 +880,7 @@ async fn an_unused_pairing_expires() {
     let pairing = pair_asset(&api, &account_id, &model_id, &asset_id, 10).await;
     api.wait_flags(&[&asset_id], 2).await; // In_Progress while the socket waits
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", pairing.port as u16)).await.is_err(),
-        "the port closed on expiry"
-    );
+    replay(&pairing, b"0123456789").await; // too late: nothing claims it
     let (status, body) = complete(&api, &pairing.pairing_id, &Checksum::of(b"0123456789").to_hex()).await;
     assert_eq!(status, StatusCode::GONE, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("expired"), "{body}");

@@ -115,25 +115,33 @@ pub async fn update_accounts(
         .await
 }
 
-/// DELETE QueryConstraints: deletes the caller's account (and its credentials) if it matches.
+/// DELETE QueryConstraints: deletes the caller's account if it matches, with its credentials, data and
+/// files; its id is never issued again (db.rs).
 pub async fn delete_accounts(
     State(state): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
     let query = Compiled::new(&body, COLUMNS)?;
-    state
+    let account_id = auth.account_id.clone();
+    let count = state
         .db
         .tx(move |conn| {
             let sql = query.sql_unpaged("DELETE FROM accounts", "id = ?");
             let count = conn.execute(
                 &sql,
-                rusqlite::params_from_iter(query.params_unpaged(vec![auth.account_id.clone().into()])),
+                rusqlite::params_from_iter(query.params_unpaged(vec![account_id.clone().into()])),
             )?;
             if count > 0 {
-                delete_credentials(conn, &auth.account_id)?;
+                delete_credentials(conn, &account_id)?;
+                super::store::delete_account_data(conn, &account_id)?;
             }
-            Ok(json(json!(count)))
+            Ok(count)
         })
-        .await
+        .await?;
+    if count > 0 {
+        // Its uploads in flight stop; nothing of theirs can be stored any more (the models are gone).
+        super::uploads::abandon_account(&state, &auth.account_id);
+    }
+    Ok(json(json!(count)))
 }

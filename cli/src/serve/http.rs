@@ -61,6 +61,11 @@ impl IntoResponse for ApiError {
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
+            // The ownership triggers' (db.rs) own message, which names no client value.
+            Some(rusqlite::ErrorCode::ConstraintViolation) if e.to_string().contains("norman-taken: ") => {
+                let text = e.to_string();
+                ApiError::conflict(text.split("norman-taken: ").nth(1).unwrap_or_default().to_owned())
+            }
             Some(rusqlite::ErrorCode::ConstraintViolation) => {
                 ApiError::conflict("an object with this id (or unique value) already exists")
             }

@@ -25,8 +25,10 @@
 //! - The `echo` model: once an input of an invocation of a model named `echo` is in, it is copied to
 //!   the output with the same index (outputs mirroring the inputs are created with the invocation when
 //!   the model declares none), so invoke-then-retrieve works end to end.
-//! - Upload sockets listen on the server's listen IP (or, when that is unspecified, the host the
-//!   client reached the HTTP server at) on a fresh port, for one connection within `--pairing-ttl-secs`.
+//! - Uploads arrive on one shared listener on the server's listen IP (the pairing names it: the listen
+//!   IP, or, when that is unspecified, the host the client reached the HTTP server at), each
+//!   connection claimed by the pairing whose secrets open its header, within `--pairing-ttl-secs`;
+//!   an account holds at most `--max-open-pairings` pairings open (429 beyond).
 
 mod accounts;
 mod auth;
@@ -41,12 +43,11 @@ mod retrieve;
 mod store;
 mod uploads;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post, put};
@@ -65,6 +66,9 @@ pub struct ServeArgs {
     /// How long an upload pairing waits for its one connection, in seconds.
     #[arg(long, default_value_t = 300)]
     pairing_ttl_secs: u64,
+    /// Upload pairings one account may hold open at once (not yet completed or expired).
+    #[arg(long, default_value_t = 64)]
+    max_open_pairings: usize,
 }
 
 /// What [`start`] needs.
@@ -73,6 +77,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub pairing_ttl: Duration,
+    /// Per account; see `--max-open-pairings`.
+    pub max_open_pairings: usize,
 }
 
 /// A backend running on the current tokio runtime.
@@ -116,7 +122,7 @@ pub struct AppState {
     blobs: PathBuf,
     listen_ip: IpAddr,
     pairing_ttl: Duration,
-    pending: Arc<Mutex<HashMap<String, uploads::PendingUpload>>>,
+    uploads: Arc<uploads::Hub>,
     http: reqwest::Client,
 }
 
@@ -124,14 +130,16 @@ pub struct AppState {
 pub async fn start(opts: ServeOptions) -> Result<RunningServer, String> {
     let blobs = opts.data_dir.join("blobs");
     std::fs::create_dir_all(&blobs).map_err(|e| format!("{}: {e}", blobs.display()))?;
-    store::remove_stale_part_files(&blobs);
-    let db = db::Db::open(&opts.data_dir.join("norman.sqlite3")).await?;
+    let db = db::Db::open(&opts.data_dir.join("norman.sqlite3"), &blobs).await?;
+    let dir = blobs.clone();
+    db.call(move |conn| store::sweep_blobs(conn, &dir)).await.map_err(|e| e.detail)?;
     db.call(store::fail_interrupted_transfers).await.map_err(|e| e.detail)?;
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| format!("reading the listen address: {e}"))?;
+    let (uploads_hub, upload_listener) = uploads::Hub::bind(addr.ip(), opts.max_open_pairings).await?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
@@ -141,11 +149,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, String> {
         blobs,
         listen_ip: addr.ip(),
         pairing_ttl: opts.pairing_ttl,
-        pending: Arc::default(),
+        uploads: uploads_hub.clone(),
         http,
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(uploads::reap_expired(state.clone(), stop.subscribe()));
+    tokio::spawn(uploads::accept_uploads(uploads_hub, upload_listener, stop.subscribe()));
     let app = router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -169,6 +178,7 @@ pub fn run(args: ServeArgs) -> CliResult {
         listen,
         data_dir: args.data_dir,
         pairing_ttl: Duration::from_secs(args.pairing_ttl_secs.max(1)),
+        max_open_pairings: args.max_open_pairings,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::db::{new_id, now, parse};
+use super::db::{empty_trash, new_id, now, parse, sync_dir};
 use super::flags::{self, ERROR, FINISHED, IN_PROGRESS};
 use super::http::{item_by_id, str_of, ApiError, ApiResult};
 use super::models::load_model;
@@ -93,8 +93,8 @@ pub fn start_transfer(conn: &Connection, target: &Target) -> ApiResult<()> {
     set_target_flags(conn, target, IN_PROGRESS)
 }
 
-/// Records a committed blob (replacing and deleting an earlier one), sets flags Finished, and runs
-/// the echo model for inputs.
+/// Records a blob whose file is complete under `blobs` (replacing an earlier one, whose file goes once
+/// this transaction commits), sets flags Finished, and runs the echo model for inputs.
 pub fn finish_transfer(
     conn: &Connection,
     blobs: &Path,
@@ -103,6 +103,11 @@ pub fn finish_transfer(
     size: u64,
     checksum: &str,
 ) -> ApiResult<()> {
+    if !account_exists(conn, &target.account_id)? {
+        return Err(ApiError::not_found("the account was deleted; nothing was stored"));
+    }
+    // The file's directory entry must be durable before a committed row points at it.
+    sync_dir(blobs).map_err(|e| ApiError::internal(format!("syncing the blob directory: {e}")))?;
     record_blob(conn, blobs, target, file_name, size, checksum)?;
     set_target_flags(conn, target, FINISHED)?;
     notify(
@@ -118,7 +123,15 @@ pub fn finish_transfer(
     Ok(())
 }
 
+/// A transfer that ends after its account was deleted must not bring any of its data back.
+fn account_exists(conn: &Connection, account_id: &str) -> ApiResult<bool> {
+    Ok(conn.query_row("SELECT 1 FROM accounts WHERE id = ?1", [account_id], |_| Ok(())).optional()?.is_some())
+}
+
 pub fn fail_transfer(conn: &Connection, target: &Target, detail: &str) -> ApiResult<()> {
+    if !account_exists(conn, &target.account_id)? {
+        return Ok(());
+    }
     set_target_flags(conn, target, ERROR)?;
     notify(conn, target, "Error", "File transfer failed", detail)
 }
@@ -132,6 +145,8 @@ fn record_blob(
     checksum: &str,
 ) -> ApiResult<()> {
     delete_blob(conn, blobs, target.kind.as_str(), &target.entity_id)?;
+    // The account scopes every write of a row keyed by a client's id (triggers refuse another
+    // account's ids anyway; see db.rs).
     conn.execute(
         "INSERT INTO blobs (kind, entity_id, account_id, model_id, invocation_id, file_name, size, checksum, creation_time) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -178,16 +193,35 @@ pub fn find_blob(
         .map(|(file_name, _, _, size)| Blob { path: blobs.join(file_name), size: size.max(0) as u64 }))
 }
 
-/// Removes an entity's blob from the index and the disk, if it has one.
-pub fn delete_blob(conn: &Connection, blobs: &Path, kind: &str, entity_id: &str) -> ApiResult<()> {
-    let file: Option<String> = conn
-        .query_row("SELECT file_name FROM blobs WHERE kind = ?1 AND entity_id = ?2", [kind, entity_id], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if let Some(file) = file {
-        conn.execute("DELETE FROM blobs WHERE kind = ?1 AND entity_id = ?2", [kind, entity_id])?;
-        let _ = std::fs::remove_file(blobs.join(file));
+/// Removes an entity's blob from the index; its file goes once the transaction commits (`trash`).
+pub fn delete_blob(conn: &Connection, _blobs: &Path, kind: &str, entity_id: &str) -> ApiResult<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO trash (file_name) SELECT file_name FROM blobs WHERE kind = ?1 AND entity_id = ?2",
+        [kind, entity_id],
+    )?;
+    conn.execute("DELETE FROM blobs WHERE kind = ?1 AND entity_id = ?2", [kind, entity_id])?;
+    Ok(())
+}
+
+/// Everything an account owns except its credentials: objects, flags, transfers and blobs (their
+/// files go once the transaction commits). The ids it used stay claimed (db.rs), so none of them,
+/// its own included, can be taken by anyone again.
+pub fn delete_account_data(conn: &Connection, account_id: &str) -> ApiResult<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO trash (file_name) SELECT file_name FROM blobs WHERE account_id = ?1",
+        [account_id],
+    )?;
+    for table in [
+        "blobs",
+        "status_flags",
+        "downloads",
+        "pairings",
+        "notifications",
+        "invocations",
+        "models",
+        "model_bases",
+    ] {
+        conn.execute(&format!("DELETE FROM {table} WHERE account_id = ?1"), [account_id])?;
     }
     Ok(())
 }
@@ -350,21 +384,17 @@ fn echo(conn: &Connection, blobs: &Path, input: &Target) -> ApiResult<()> {
         invocation_id: Some(invocation_id.clone()),
         entity_id: str_of(&outputs[index], "id").to_owned(),
     };
-    let source: String = conn.query_row(
-        "SELECT file_name FROM blobs WHERE kind = 'input' AND entity_id = ?1",
-        [&input.entity_id],
-        |r| r.get(0),
-    )?;
-    let (size, checksum): (i64, String) = conn.query_row(
-        "SELECT size, checksum FROM blobs WHERE kind = 'input' AND entity_id = ?1",
-        [&input.entity_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+    let (source, size, checksum): (String, i64, String) = conn.query_row(
+        "SELECT file_name, size, checksum FROM blobs WHERE kind = 'input' AND entity_id = ?1 AND account_id = ?2",
+        [&input.entity_id, &input.account_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let file_name = new_id();
     let (from, to) = (blobs.join(&source), blobs.join(&file_name));
     // Blobs are never modified in place, so a hard link is a safe copy.
     if std::fs::hard_link(&from, &to).is_err() {
-        std::fs::copy(&from, &to).map_err(|e| ApiError::internal(format!("echo: copying the input: {e}")))?;
+        let copied = std::fs::copy(&from, &to).and_then(|_| std::fs::File::open(&to)?.sync_all());
+        copied.map_err(|e| ApiError::internal(format!("echo: copying the input: {e}")))?;
     }
     finish_transfer(conn, blobs, &output, &file_name, size.max(0) as u64, &checksum)
 }
@@ -381,16 +411,30 @@ pub fn mirror_signature(input: &Value, invocation: &Value) -> Value {
     })
 }
 
-/// Deletes temporary files a killed process left in the blobs directory.
-pub fn remove_stale_part_files(blobs: &Path) {
-    let Ok(entries) = std::fs::read_dir(blobs) else { return };
+/// At startup, before any transfer runs: removes what a killed process left in the blobs directory:
+/// files named in `trash`, temporary `.part` files, and blob files no row points at (written, but
+/// their transaction never committed).
+pub fn sweep_blobs(conn: &mut Connection, blobs: &Path) -> ApiResult<()> {
+    empty_trash(conn, blobs);
+    let mut known = std::collections::HashSet::new();
+    {
+        let mut stmt = conn.prepare("SELECT file_name FROM blobs")?;
+        for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            known.insert(name?);
+        }
+    }
+    let entries =
+        std::fs::read_dir(blobs).map_err(|e| ApiError::internal(format!("{}: {e}", blobs.display())))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".part") {
+        let Some(name) = name.to_str() else { continue };
+        let part = name.starts_with('.') && name.ends_with(".part");
+        let orphan = !name.starts_with('.') && !known.contains(name);
+        if (part || orphan) && entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+    Ok(())
 }
 
 /// At startup: uploads and downloads of a previous process cannot finish any more.

@@ -1,18 +1,31 @@
-//! File push (PROTOCOL.md §3-4): pairing allocates a one-connection upload socket streaming into a
-//! temporary file; `complete` compares the client's checksum with what arrived and only then makes
-//! the file visible. A failed receive is recorded at once (pairing failed or expired, flags Error) by
-//! the receiving task itself, so flags are right even if the client never calls `complete`.
+//! File push (PROTOCOL.md §3-4). All pairings share one upload listener, whose port each pairing
+//! response names: a pairing costs no socket and no file until its connection arrives. Each accepted
+//! connection must send its fixed-length encrypted authentication header within a deadline; the
+//! pairing whose key and nonce decrypt it to its header (compared in constant time) claims the
+//! connection, and only then is its temporary file created. `complete` compares the client's checksum
+//! with what arrived and only then makes the file visible. A failed receive is recorded at once
+//! (pairing failed or expired, flags Error) by the pairing's task, so flags are right even if the
+//! client never calls `complete`. Open pairings are capped per account and in all.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use norman::socket::{StreamCipherState, StreamSecrets};
 use norman::streaming::PartFile;
 use norman::Checksum;
-use norman_cli::receiver::{generate_secrets, ReceiveOptions, Received, UploadReceiver};
+use norman_cli::receiver::{
+    generate_secrets, open_header, read_header, receive_stream, ReceiveOptions, Received,
+};
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Auth;
 use super::db::{new_id, now, now_ms};
@@ -23,22 +36,174 @@ use super::AppState;
 
 /// How long `complete` waits for a stream that has not ended yet.
 const COMPLETE_WAIT: Duration = Duration::from_secs(60);
+/// How long `complete` waits for a pairing's connection to be claimed (the client has sent it by
+/// then; it may still be in the accept queue or the handshake).
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
 /// A connected client that sends nothing for this long is dropped.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection must send its whole authentication header within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections still sending their header at once; more wait in the listen backlog.
+const MAX_HANDSHAKES: usize = 128;
+/// Open pairings of all accounts together (each costs a header check per connection).
+const MAX_OPEN_PAIRINGS: usize = 4096;
+/// Every pairing's header has this length, so the shared listener knows how much to read.
 const HEADER_LEN: usize = 32;
 const RECEIVE_BUFFER: usize = 256 * 1024;
-/// What the receiver says while it waits for the connection (see `UploadReceiver::receive`).
+/// What the pairing's task says when no connection claimed it in time.
 const ACCEPT_DURING: &str = "waiting for the upload connection";
 
-type ReceiveResult = norman::Result<(PartFile, Received)>;
+type ReceiveResult = norman::Result<(PartFile, Received, OpenSlot)>;
 
-/// A pairing whose socket is open or whose stream awaits `complete`.
+/// A pairing whose connection is awaited, streaming, or whose stream awaits `complete`.
 pub struct PendingUpload {
     target: Target,
     size: u64,
     file_name: String,
     expires_at: Instant,
+    /// Set once a connection authenticated as this pairing.
+    claimed: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<ReceiveResult>,
+}
+
+/// A pairing waiting for its connection: what the shared listener matches connections against.
+struct Waiting {
+    secrets: StreamSecrets,
+    deliver: oneshot::Sender<(TcpStream, StreamCipherState, SocketAddr)>,
+}
+
+/// The upload side shared by all pairings.
+pub struct Hub {
+    port: u16,
+    max_per_account: usize,
+    pending: Mutex<HashMap<String, PendingUpload>>,
+    waiting: Mutex<HashMap<String, Waiting>>,
+    /// Open pairings per account (see [`OpenSlot`]).
+    open: Mutex<HashMap<String, usize>>,
+    handshakes: Arc<Semaphore>,
+    /// Connections accepted whose header is still being read.
+    handshaking: AtomicUsize,
+}
+
+/// One open pairing counted against its account's cap, for as long as it can still be completed:
+/// held by the pairing's task, handed over with a received stream, freed when dropped.
+pub struct OpenSlot {
+    hub: Arc<Hub>,
+    account_id: String,
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.hub.open);
+        if let Some(n) = open.get_mut(&self.account_id) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.account_id);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps hold no invariant a panicking holder could break half-way.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    /// Binds the shared upload listener on `ip` (a free port).
+    pub async fn bind(ip: IpAddr, max_per_account: usize) -> Result<(Arc<Hub>, TcpListener), String> {
+        let listener =
+            TcpListener::bind((ip, 0)).await.map_err(|e| format!("cannot open the upload listener: {e}"))?;
+        let port =
+            listener.local_addr().map_err(|e| format!("reading the upload listener's address: {e}"))?.port();
+        let hub = Hub {
+            port,
+            max_per_account: max_per_account.max(1),
+            pending: Mutex::default(),
+            waiting: Mutex::default(),
+            open: Mutex::default(),
+            handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            handshaking: AtomicUsize::new(0),
+        };
+        Ok((Arc::new(hub), listener))
+    }
+
+    /// Counts a new pairing of `account_id`, or refuses it when the account or the server is full.
+    fn reserve(self: &Arc<Self>, account_id: &str, ttl: Duration) -> ApiResult<OpenSlot> {
+        let mut open = lock(&self.open);
+        let mine = open.get(account_id).copied().unwrap_or(0);
+        if mine >= self.max_per_account {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this account has {mine} open upload pairings, the most allowed: complete them, or wait \
+                     for unused ones to expire ({} s after pairing)",
+                    ttl.as_secs()
+                ),
+            ));
+        }
+        if open.values().sum::<usize>() >= MAX_OPEN_PAIRINGS {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("the server has {MAX_OPEN_PAIRINGS} open upload pairings, the most it allows: try again later"),
+            ));
+        }
+        *open.entry(account_id.to_owned()).or_insert(0) += 1;
+        Ok(OpenSlot { hub: self.clone(), account_id: account_id.to_owned() })
+    }
+
+    /// The waiting pairing whose secrets open `encrypted`, removed from the waiting ones.
+    fn claim(&self, encrypted: &[u8]) -> Option<(Waiting, StreamCipherState)> {
+        let mut waiting = lock(&self.waiting);
+        let found = waiting
+            .iter()
+            .find_map(|(id, w)| open_header(&w.secrets, encrypted).map(|state| (id.clone(), state)));
+        let (id, state) = found?;
+        waiting.remove(&id).map(|w| (w, state))
+    }
+}
+
+/// The shared upload listener: each connection gets a handshake task, at most [`MAX_HANDSHAKES`] at
+/// once (the rest wait in the kernel's backlog, holding no descriptor of ours).
+pub async fn accept_uploads(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            permit = hub.handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((conn, peer)) => {
+                hub.handshaking.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(handshake(hub.clone(), conn, peer, permit));
+            }
+            // Out of descriptors or the like: let some connections finish before trying again.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Reads a connection's authentication header and hands the connection to the pairing it opens;
+/// a connection no pairing claims is closed.
+async fn handshake(hub: Arc<Hub>, mut conn: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
+    let header = read_header(&mut conn, HEADER_LEN, HANDSHAKE_TIMEOUT).await;
+    hub.handshaking.fetch_sub(1, Ordering::AcqRel);
+    drop(permit);
+    let Ok(encrypted) = header else { return };
+    if let Some((waiting, state)) = hub.claim(&encrypted) {
+        // The pairing's task may have just expired: then the connection closes here.
+        let _ = waiting.deliver.send((conn, state, peer));
+    }
 }
 
 /// How a pairing ended badly: its stored state, the HTTP answer to `complete`, and why.
@@ -163,19 +328,10 @@ pub async fn pair_input(
 }
 
 async fn pair(state: AppState, target: Target, size: u64, host: String) -> ApiResult<RawJson> {
-    let secrets = generate_secrets(HEADER_LEN);
     let ttl = state.pairing_ttl;
-    let options = ReceiveOptions {
-        expected_size: Some(size),
-        max_size: size,
-        accept_timeout: ttl,
-        idle_timeout: IDLE_TIMEOUT,
-        buffer_size: RECEIVE_BUFFER,
-    };
-    let receiver = UploadReceiver::bind((state.listen_ip, 0), secrets.clone(), options)
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot open an upload socket: {e}")))?;
-    let port = receiver.local_addr().map_err(|e| ApiError::internal(e.to_string()))?.port();
+    // Counted before anything is allocated; the slot frees itself if pairing fails below.
+    let slot = state.uploads.reserve(&target.account_id, ttl)?;
+    let secrets = generate_secrets(HEADER_LEN);
     let pairing_id = new_id();
     let file_name = new_id();
 
@@ -203,28 +359,86 @@ async fn pair(state: AppState, target: Target, size: u64, host: String) -> ApiRe
         })
         .await?;
 
+    let (deliver, delivered) = oneshot::channel();
+    let claimed = Arc::new(AtomicBool::new(false));
     let dest = state.blobs.join(&file_name);
-    let task = tokio::spawn(receive(state.clone(), receiver, dest, pairing_id.clone(), target.clone()));
-    let pending = PendingUpload { target, size, file_name, expires_at: Instant::now() + ttl, task };
-    lock(&state).insert(pairing_id.clone(), pending);
+    let receiving = Receiving {
+        state: state.clone(),
+        delivered,
+        claimed: claimed.clone(),
+        dest,
+        size,
+        pairing_id: pairing_id.clone(),
+        target: target.clone(),
+        slot,
+    };
+    {
+        // Both maps before the task runs, so neither its expiry nor a connection can miss them.
+        let mut pending = lock(&state.uploads.pending);
+        lock(&state.uploads.waiting)
+            .insert(pairing_id.clone(), Waiting { secrets: secrets.clone(), deliver });
+        let task = tokio::spawn(receive(receiving));
+        let expires_at = Instant::now() + ttl;
+        pending
+            .insert(pairing_id.clone(), PendingUpload { target, size, file_name, expires_at, claimed, task });
+    }
 
-    let response = secrets.to_response(&pairing_id, &host, port);
+    let response = secrets.to_response(&pairing_id, &host, state.uploads.port);
     Ok(json(serde_json::to_value(response).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
-/// The receiving task: streams into a temporary file; a failure is recorded right away.
-async fn receive(
+/// What a pairing's task needs.
+struct Receiving {
     state: AppState,
-    receiver: UploadReceiver,
+    delivered: oneshot::Receiver<(TcpStream, StreamCipherState, SocketAddr)>,
+    claimed: Arc<AtomicBool>,
     dest: PathBuf,
+    size: u64,
     pairing_id: String,
     target: Target,
-) -> ReceiveResult {
-    let result = receiver.receive_to_part_file(&dest).await;
+    slot: OpenSlot,
+}
+
+/// A pairing's task: waits for its connection until the TTL, then streams into a temporary file
+/// (created only now); a failure is recorded right away.
+async fn receive(r: Receiving) -> ReceiveResult {
+    let ttl = r.state.pairing_ttl;
+    let result = match tokio::time::timeout(ttl, r.delivered).await {
+        Ok(Ok((mut conn, cipher, peer))) => {
+            r.claimed.store(true, Ordering::Release);
+            let options = ReceiveOptions {
+                expected_size: Some(r.size),
+                max_size: r.size,
+                accept_timeout: ttl,
+                idle_timeout: IDLE_TIMEOUT,
+                buffer_size: RECEIVE_BUFFER,
+            };
+            stream_to_part_file(&mut conn, cipher, &options, &r.dest)
+                .await
+                .map(|(part, bytes, checksum)| (part, Received { bytes, checksum, peer }, r.slot))
+        }
+        // `complete` gave the pairing up (no connection claimed it) and records that itself.
+        Ok(Err(_)) => return Err(norman::Error::AuthHeaderMismatch),
+        Err(_) => {
+            lock(&r.state.uploads.waiting).remove(&r.pairing_id);
+            Err(norman::Error::Timeout { during: ACCEPT_DURING, after_ms: ttl.as_millis() })
+        }
+    };
     if let Err(e) = &result {
-        record_failure(&state, &pairing_id, &target, &classify(e, state.pairing_ttl)).await;
+        record_failure(&r.state, &r.pairing_id, &r.target, &classify(e, ttl)).await;
     }
     result
+}
+
+async fn stream_to_part_file(
+    conn: &mut TcpStream,
+    cipher: StreamCipherState,
+    options: &ReceiveOptions,
+    dest: &std::path::Path,
+) -> norman::Result<(PartFile, u64, Checksum)> {
+    let mut part = PartFile::create_beside(dest).await?;
+    let (bytes, checksum) = receive_stream(conn, cipher, options, part.writer()).await?;
+    Ok((part, bytes, checksum))
 }
 
 async fn record_failure(state: &AppState, pairing_id: &str, target: &Target, failure: &Failure) {
@@ -245,11 +459,6 @@ async fn record_failure(state: &AppState, pairing_id: &str, target: &Target, fai
     }
 }
 
-fn lock(state: &AppState) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PendingUpload>> {
-    // The map holds no invariant a panicking holder could break half-way.
-    state.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// POST file-push/socket/complete {pairing_id, checksum}.
 pub async fn complete(
     State(state): State<AppState>,
@@ -262,7 +471,7 @@ pub async fn complete(
         .parse()
         .map_err(|_| ApiError::unprocessable("field `checksum` must be 16 hex digits (xxh3-64)"))?;
     let pending = {
-        let mut map = lock(&state);
+        let mut map = lock(&state.uploads.pending);
         match map.get(&pairing_id) {
             Some(p) if p.target.account_id == auth.account_id => map.remove(&pairing_id),
             _ => None,
@@ -272,7 +481,33 @@ pub async fn complete(
         return Err(closed_pairing(&state, &auth, pairing_id).await);
     };
 
-    let (part, received) = match tokio::time::timeout(COMPLETE_WAIT, &mut pending.task).await {
+    // The client sent its stream before calling: give the listener a moment to claim it (longer while
+    // handshakes are running: a crowd of slow connections delays it up to their deadline). Whoever
+    // takes the pairing off the waiting list decides: a connection, or this give-up.
+    let start = Instant::now();
+    while !pending.claimed.load(Ordering::Acquire) && !pending.task.is_finished() {
+        let waited = start.elapsed();
+        let handshaking = state.uploads.handshaking.load(Ordering::Acquire) > 0;
+        if waited >= CLAIM_WAIT + HANDSHAKE_TIMEOUT || (waited >= CLAIM_WAIT && !handshaking) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if lock(&state.uploads.waiting).remove(&pairing_id).is_some() {
+        pending.task.abort();
+        let failure = Failure {
+            state: "failed",
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail:
+                "upload failed, nothing was stored: no connection sent this pairing's authentication header \
+                     (encrypted with its key and nonce)"
+                    .into(),
+        };
+        record_failure(&state, &pairing_id, &pending.target, &failure).await;
+        return Err(failure.error());
+    }
+
+    let (part, received, _slot) = match tokio::time::timeout(COMPLETE_WAIT, &mut pending.task).await {
         Ok(Ok(Ok(done))) => done,
         // Already recorded by the receiving task.
         Ok(Ok(Err(e))) => return Err(classify(&e, state.pairing_ttl).error()),
@@ -394,7 +629,7 @@ pub async fn reap_expired(state: AppState, mut stop: tokio::sync::watch::Receive
         let now = Instant::now();
         let ttl = state.pairing_ttl;
         let reaped: Vec<(String, PendingUpload)> = {
-            let mut map = lock(&state);
+            let mut map = lock(&state.uploads.pending);
             let ids: Vec<String> = map
                 .iter()
                 .filter(|(_, p)| p.task.is_finished() && now >= p.expires_at + ttl)
@@ -415,10 +650,25 @@ pub async fn reap_expired(state: AppState, mut stop: tokio::sync::watch::Receive
     }
 }
 
+/// After an account is deleted: stops its receives (their temporary files are deleted).
+pub fn abandon_account(state: &AppState, account_id: &str) {
+    let mut pending = lock(&state.uploads.pending);
+    let mut waiting = lock(&state.uploads.waiting);
+    pending.retain(|id, p| {
+        let keep = p.target.account_id != account_id;
+        if !keep {
+            p.task.abort();
+            waiting.remove(id);
+        }
+        keep
+    });
+}
+
 /// At shutdown: stops every receive (their temporary files are deleted); the next start marks the
 /// pairings expired.
 pub fn abandon_all(state: &AppState) {
-    for (_, pending) in lock(state).drain() {
+    lock(&state.uploads.waiting).clear();
+    for (_, pending) in lock(&state.uploads.pending).drain() {
         pending.task.abort();
     }
 }
