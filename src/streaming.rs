@@ -40,7 +40,7 @@ impl tokio::io::AsyncWrite for InlineFileWriter {
 /// A `std::fs::File` as an `AsyncRead` that reads in place through [`blocking_io`], straight into
 /// the caller's buffer: no intermediate buffer and no thread hand-off per read (tokio's own `File`
 /// does both). See [`blocking_io`] for why reading on this thread beats a reader thread.
-pub struct InlineFileReader(pub std::fs::File);
+pub(crate) struct InlineFileReader(pub std::fs::File);
 
 impl tokio::io::AsyncRead for InlineFileReader {
     fn poll_read(
