@@ -607,7 +607,8 @@ enum norman_result norman_client_retrieve_open(const struct norman_client *clien
 /**
  * Copies up to `capacity` bytes of the download into `buffer` and writes their number to
  * `*read_out`; 0 means the end of the whole file (NORMAN_ERROR_TRUNCATED when the server sent fewer
- * bytes than it announced). Blocks until some bytes arrive. `capacity == 0` is
+ * bytes than it announced; after an error every later read returns it again). Blocks until some
+ * bytes arrive. `capacity == 0` is
  * NORMAN_ERROR_INVALID_ARGUMENT (0 is reserved for the end). After `norman_download_cancel` (or
  * `norman_client_close`) every read returns NORMAN_ERROR_CANCELLED, at the end of the file too.
  *

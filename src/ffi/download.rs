@@ -33,8 +33,11 @@ struct DownloadState {
     stream: VerifiedStream,
     /// What the last chunk still holds beyond what the caller's buffers took.
     pending: Bytes,
-    /// The stream ended, verified, or failed: later reads give 0.
+    /// The stream ended, verified: later reads give 0.
     ended: bool,
+    /// The stream failed (truncated, reset, ...): later reads give the same error, never a 0 that
+    /// would pass for the end of a whole file.
+    failed: Option<FfiError>,
 }
 
 /// Starts retrieving `target` (`GET retrieve/asset|input|output/...`) and waits for the response
@@ -60,7 +63,7 @@ pub unsafe extern "C" fn norman_client_retrieve_open(
         out.write(into_handle(norman_download {
             shared,
             content_length: stream.content_length(),
-            state: Mutex::new(DownloadState { stream, pending: Bytes::new(), ended: false }),
+            state: Mutex::new(DownloadState { stream, pending: Bytes::new(), ended: false, failed: None }),
             cancel: CancellationToken::new(),
         }));
         Ok(())
@@ -69,7 +72,8 @@ pub unsafe extern "C" fn norman_client_retrieve_open(
 
 /// Copies up to `capacity` bytes of the download into `buffer` and writes their number to
 /// `*read_out`; 0 means the end of the whole file (NORMAN_ERROR_TRUNCATED when the server sent fewer
-/// bytes than it announced). Blocks until some bytes arrive. `capacity == 0` is
+/// bytes than it announced; after an error every later read returns it again). Blocks until some
+/// bytes arrive. `capacity == 0` is
 /// NORMAN_ERROR_INVALID_ARGUMENT (0 is reserved for the end). After `norman_download_cancel` (or
 /// `norman_client_close`) every read returns NORMAN_ERROR_CANCELLED, at the end of the file too.
 ///
@@ -101,6 +105,9 @@ pub unsafe extern "C" fn norman_download_read(
         download.shared.check_open()?;
         let state = &mut *state;
         while state.pending.is_empty() {
+            if let Some(e) = &state.failed {
+                return Err(e.clone());
+            }
             if state.ended {
                 out.write(0);
                 return Ok(());
@@ -110,8 +117,11 @@ pub unsafe extern "C" fn norman_download_read(
                 Ok(Some(chunk)) => state.pending = chunk,
                 Ok(None) => state.ended = true,
                 Err(e) => {
-                    // A cancel leaves the stream where it was; anything else ends it.
-                    state.ended = e.code != NORMAN_ERROR_CANCELLED;
+                    // A cancel leaves the stream where it was (and later reads are CANCELLED
+                    // anyway); any other error ends it.
+                    if e.code != NORMAN_ERROR_CANCELLED {
+                        state.failed = Some(e.clone());
+                    }
                     return Err(e);
                 }
             }

@@ -666,6 +666,22 @@ static int last_error_mentions(const char *what) {
     return e && strstr(e, what) != NULL;
 }
 
+/* Serves one HTTP response that announces 100 bytes and sends 3, then closes. */
+static void *short_body_server(void *raw) {
+    int fd = *(int *)raw;
+    int conn = accept(fd, NULL, NULL);
+    if (conn >= 0) {
+        char request[4096];
+        ssize_t got = read(conn, request, sizeof request);
+        (void)got;
+        const char *reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nabc";
+        ssize_t sent = write(conn, reply, strlen(reply));
+        (void)sent;
+        close(conn);
+    }
+    return NULL;
+}
+
 static void test_abi_contract(void) {
     /* A thread blocked in next_event(-1) is released by close, with CANCELLED. */
     norman_client *client = new_client("http://127.0.0.1:1/v0/", 2000);
@@ -728,6 +744,33 @@ static void test_abi_contract(void) {
     norman_pairing sixteen = pairing_for(1);
     sixteen.authentication_header = "MDEyMzQ1Njc4OWFiY2RlZg=="; /* 16 bytes: valid, then no listener */
     CHECK_RC(norman_upload_open(client, &sixteen, &upload), NORMAN_ERROR_CONNECT);
+    norman_client_free(client);
+
+    /* A body shorter than announced fails, and every later read fails again: never a 0 that
+     * would pass for the end of a whole file. */
+    int port = 0;
+    int fd = silent_listener(&port);
+    CHECK(fd >= 0);
+    pthread_t server;
+    CHECK(pthread_create(&server, NULL, short_body_server, &fd) == 0);
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d/v0/", port);
+    client = new_client(base, 5000);
+    norman_target target = {NORMAN_TARGET_ASSET, "a", "m", NULL, "x"};
+    norman_download *download = NULL;
+    CHECK_RC(norman_client_retrieve_open(client, &target, &download), NORMAN_OK);
+    if (download) {
+        unsigned char buf[256];
+        size_t n = 0, total = 0;
+        norman_result rc;
+        while ((rc = norman_download_read(download, buf, sizeof buf, &n)) == NORMAN_OK && n > 0) total += n;
+        CHECK(rc != NORMAN_OK && total <= 3);
+        CHECK(norman_download_read(download, buf, sizeof buf, &n) == rc);
+        CHECK(norman_download_read(download, buf, sizeof buf, &n) == rc);
+        norman_download_free(download);
+    }
+    pthread_join(server, NULL);
+    close(fd);
     norman_client_free(client);
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::routing::{post, MethodRouter};
-use norman::transfer::Verifier;
 use norman::streaming::PartFile;
+use norman::transfer::Verifier;
 use norman::Checksum;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
