@@ -1,4 +1,7 @@
-//! Streaming helpers shared by the upload and download paths.
+//! File I/O of the transfer paths. Public because the `norman` program uses them too: [`PartFile`]
+//! is the one temporary-file mechanism (downloads in [`crate::transfer`], the program's upload
+//! receiver and `norman serve`'s link pulls), [`InlineFileWriter`] its writer (and the program's
+//! stdout sink). The reader stays inside the library.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -192,4 +192,56 @@ mod tests {
         unknown.update(b"anything");
         assert_eq!(unknown.finish("x").unwrap().bytes, 8);
     }
+
+    /// A one-connection HTTP server on loopback answering `head` then `body`, then closing.
+    async fn serve_once(head: &'static str, body: &'static [u8]) -> HttpClient {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request).await;
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body).await;
+        });
+        let config = crate::AppConfig {
+            base_url: format!("http://127.0.0.1:{port}/v0/"),
+            retries: 0,
+            ..crate::AppConfig::default()
+        };
+        HttpClient::new(&config).unwrap()
+    }
+
+    fn target() -> FileTarget {
+        FileTarget::Asset { account_id: "a".into(), model_id: "m".into(), asset_id: "x".into() }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_body_never_reaches_the_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("kept.bin");
+        std::fs::write(&dest, b"precious").unwrap();
+        let http =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n", b"abc").await;
+        let err = Downloads::new(&http).to_file(&target(), &dest, |_| {}).await.unwrap_err();
+        assert!(matches!(err.kind(), crate::ErrorKind::Truncated | crate::ErrorKind::Network), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["kept.bin"], "no temporary file is left behind");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_whole_body_replaces_the_destination_with_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("kept.bin");
+        std::fs::write(&dest, b"old").unwrap();
+        let http =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n", b"hello").await;
+        let mut seen = 0;
+        let done = Downloads::new(&http).to_file(&target(), &dest, |n| seen = n).await.unwrap();
+        assert_eq!((done.bytes, done.checksum, seen), (5, Checksum::of(b"hello"), 5));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
