@@ -366,7 +366,8 @@ enum norman_result norman_config_new(struct norman_config **config_out);
 
 /**
  * Creates a configuration from the defaults overlaid with `NORMAN_BASE_URL`, `NORMAN_TIMEOUT_SECS`,
- * `NORMAN_CHUNK_SIZE`, `NORMAN_FLUSH_SIZE`, `NORMAN_RETRIES` and, when set, `NORMAN_TOKEN`.
+ * `NORMAN_CHUNK_SIZE`, `NORMAN_RETRIES` and, when set, `NORMAN_TOKEN` (`NORMAN_FLUSH_SIZE` is
+ * ignored, see `norman_config_set_flush_size`).
  * Returns NORMAN_ERROR_INVALID_CONFIG naming the bad variable.
  *
  * Ownership: `*config_out` receives a new handle; free it with `norman_config_free`.
@@ -414,15 +415,18 @@ enum norman_result norman_config_set_timeout_ms(struct norman_config *config, ui
 enum norman_result norman_config_set_retries(struct norman_config *config, uint32_t retries);
 
 /**
- * Sets the upload chunk size (unit of hash + encrypt + socket write, 1 byte to 64 MiB). Checked
- * with the flush size when the client is created.
+ * Sets the upload chunk size (unit of hash + encrypt + socket write, 1 byte to 64 MiB; an upload
+ * holds one buffer of this size). Checked when the client is created.
  *
  * Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
  */
 enum norman_result norman_config_set_chunk_size(struct norman_config *config, size_t chunk_size);
 
 /**
- * Sets the flush size (most bytes queued ahead of the socket; at least the chunk size).
+ * Kept for compatibility with the Python SDK's settings; it has no effect on transfers: an upload
+ * hands each full chunk to the socket and holds nothing more, so there is nothing to flush. A
+ * value below the chunk size is still refused by `norman_client_new` (NORMAN_ERROR_INVALID_CONFIG),
+ * as it always was.
  *
  * Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
  */
@@ -461,7 +465,7 @@ void norman_client_free(struct norman_client *client);
 
 /**
  * Replaces the bearer token of the client (NULL or "" removes it); operations already running keep
- * the one they started with.
+ * the one they started with. NORMAN_ERROR_CANCELLED after `norman_client_close`.
  *
  * Ownership: `token` is borrowed and copied. Threads: any thread.
  */
@@ -471,8 +475,10 @@ enum norman_result norman_client_set_token(const struct norman_client *client, c
  * Closes a client without freeing it: every running operation ends with NORMAN_ERROR_CANCELLED,
  * blocking calls in other threads included (an upload being written, a download being read, an
  * open waiting on the server), and every later call on the client or its uploads and downloads
- * returns NORMAN_ERROR_CANCELLED. Lets a host end the calls other threads are blocked in before it
- * frees the client. Closing twice is fine.
+ * returns NORMAN_ERROR_CANCELLED (an `_async` call still returns NORMAN_OK and its operation
+ * completes at once as cancelled; `norman_client_next_event` hands out such completions first, see
+ * there). A thread waiting in `norman_client_next_event` is released. Lets a host end the calls
+ * other threads are blocked in before it frees the client. Closing twice is fine.
  *
  * Ownership: nothing is transferred; the handle still needs `norman_client_free`.
  * Threads: any thread, including the callback thread, concurrently with other calls on the client.
@@ -490,6 +496,9 @@ enum norman_result norman_client_cancel(const struct norman_client *client, uint
 /**
  * Waits up to `timeout_ms` milliseconds (0: do not wait; negative: wait forever) for the next
  * completion of an operation started without a callback. Returns NORMAN_NO_EVENT when none came.
+ * After `norman_client_close` it still hands out the completions of the client's operations (each
+ * ends promptly, as cancelled); once none is left it returns NORMAN_ERROR_CANCELLED at once, and a
+ * thread waiting in it, even with a negative timeout, returns then too.
  *
  * Ownership: `*event_out` receives an event owned by the caller: free it with `norman_event_free`
  * (which also calls the operation's userdata_free).
@@ -597,8 +606,11 @@ enum norman_result norman_client_retrieve_open(const struct norman_client *clien
 
 /**
  * Copies up to `capacity` bytes of the download into `buffer` and writes their number to
- * `*read_out`; 0 means the end of the file. Blocks until some bytes arrive. `capacity == 0` is
- * NORMAN_ERROR_INVALID_ARGUMENT (0 is reserved for the end).
+ * `*read_out`; 0 means the end of the whole file (NORMAN_ERROR_TRUNCATED when the server sent fewer
+ * bytes than it announced; after an error every later read returns it again). Blocks until some
+ * bytes arrive. `capacity == 0` is
+ * NORMAN_ERROR_INVALID_ARGUMENT (0 is reserved for the end). After `norman_download_cancel` (or
+ * `norman_client_close`) every read returns NORMAN_ERROR_CANCELLED, at the end of the file too.
  *
  * Ownership: `buffer` is borrowed for the call; the library keeps no pointer to it.
  * Threads: blocking; one thread at a time per download (NORMAN_ERROR_BUSY); not on the callback
@@ -626,8 +638,8 @@ enum norman_result norman_download_checksum(const struct norman_download *downlo
                                             uint64_t *checksum_out);
 
 /**
- * Interrupts a read blocked in another thread (it returns NORMAN_ERROR_CANCELLED); later reads fail
- * the same way.
+ * Interrupts a read blocked in another thread (it returns NORMAN_ERROR_CANCELLED); every later read
+ * returns NORMAN_ERROR_CANCELLED too, even at the end of the file.
  *
  * Ownership: nothing is transferred. Threads: any thread.
  */
@@ -655,10 +667,12 @@ enum norman_result norman_client_retrieve(const struct norman_client *client,
                                           uint64_t *checksum_out);
 
 /**
- * Retrieves `target` into the file at `path` (created or truncated; removed again on failure) and
- * returns at once with `*op_id_out` (may be NULL). Completion: one NORMAN_EVENT_RETRIEVE_FILE event
- * (bytes, checksum) to `callback` on the callback thread, or to `norman_client_next_event` when
- * `callback` is NULL. Cancel with `norman_client_cancel`.
+ * Retrieves `target` into the file at `path` and returns at once with `*op_id_out` (may be NULL).
+ * The file is written under a temporary name beside `path` and renamed into place only once every
+ * byte the server announced arrived and reached the disk: `path` is either the whole file or as it
+ * was before (a failure or a cancel removes the temporary file). Completion: one
+ * NORMAN_EVENT_RETRIEVE_FILE event (bytes, checksum) to `callback` on the callback thread, or to
+ * `norman_client_next_event` when `callback` is NULL. Cancel with `norman_client_cancel`.
  *
  * Ownership: `target`, `path` borrowed and copied; `userdata` freed with `userdata_free` (may be
  * NULL) exactly once after the completion was delivered, even when this call fails.
@@ -713,8 +727,9 @@ enum norman_result norman_checksum(const uint8_t *data, size_t len, uint64_t *di
 
 /**
  * Writes the text form of a checksum (16 lowercase hex digits, what `file-push/socket/complete` and
- * `norman checksum` print) and a NUL into `out`; `capacity` below NORMAN_CHECKSUM_HEX_LEN (17) is
- * NORMAN_ERROR_BUFFER_TOO_SMALL.
+ * `norman checksum` print) and a NUL into `out`: always exactly 17 bytes. A `capacity` below
+ * NORMAN_CHECKSUM_HEX_LEN (17), 0 included, is NORMAN_ERROR_BUFFER_TOO_SMALL and writes nothing;
+ * any larger one (SIZE_MAX included) is fine, only the first 17 bytes are touched.
  *
  * Ownership: `out` is borrowed for the call. Threads: any thread.
  */
@@ -835,8 +850,9 @@ enum norman_result norman_entity_state_of_flags(const char *flags_json,
 
 /**
  * Opens an upload stream on a pairing: validates every field (NORMAN_ERROR_INVALID_PAIRING names
- * the first bad one), connects (NORMAN_ERROR_CONNECT, NORMAN_ERROR_TIMEOUT) and queues the encrypted
- * authentication header. `norman_upload_finish` then returns the checksum; completing the transfer
+ * the first bad one; an authentication header must decode to at least 16 bytes, PROTOCOL.md §4),
+ * connects (NORMAN_ERROR_CONNECT, NORMAN_ERROR_TIMEOUT) and queues the encrypted authentication
+ * header. `norman_upload_finish` then returns the checksum; completing the transfer
  * with the backend (`file-push/socket/complete`) is the caller's job.
  *
  * Ownership: `pairing` and its strings are borrowed and copied; `*upload_out` receives a new handle,

@@ -8,8 +8,7 @@
 //! | `NORMAN_BASE_URL`      | `base_url`     | `https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0` |
 //! | `NORMAN_TIMEOUT_SECS`  | `timeout`      | 10 (seconds, fractions allowed)                                  |
 //! | `NORMAN_CHUNK_SIZE`    | `chunk_size`   | 65536 (bytes)                                                    |
-//! | `NORMAN_FLUSH_SIZE`    | `flush_size`   | 8388608 (bytes)                                                  |
-//! | `NORMAN_RETRIES`       | `retries`      | 3                                                                |
+//! //! | `NORMAN_RETRIES`       | `retries`      | 3                                                                |
 
 use std::time::Duration;
 
@@ -19,7 +18,6 @@ use crate::error::{Error, Result};
 pub const DEFAULT_BASE_URL: &str = "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
-pub const DEFAULT_FLUSH_SIZE: usize = 8 * 1024 * 1024;
 pub const DEFAULT_RETRIES: u32 = 3;
 
 /// Chunks above this would make "memory bounded" meaningless for many concurrent uploads.
@@ -32,10 +30,9 @@ pub struct AppConfig {
     /// Timeout of one HTTP request, of a TCP connect, and of any single socket read or write that
     /// makes no progress.
     pub timeout: Duration,
-    /// Unit of reading, hashing, encrypting and socket writes on the upload path.
+    /// Unit of reading, hashing, encrypting and socket writes on the upload path: an upload holds
+    /// one buffer of this size, whatever the file size.
     pub chunk_size: usize,
-    /// Most bytes a streaming upload queues ahead of its socket before the writer has to wait.
-    pub flush_size: usize,
     /// Extra attempts for idempotent HTTP requests that fail to connect or get 502/503/504.
     pub retries: u32,
 }
@@ -46,7 +43,6 @@ impl Default for AppConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            flush_size: DEFAULT_FLUSH_SIZE,
             retries: DEFAULT_RETRIES,
         }
     }
@@ -72,12 +68,11 @@ impl AppConfig {
                     "NORMAN_TIMEOUT_SECS must be a non-negative number of seconds, got {secs}"
                 ))
             })?;
+            check_timeout("NORMAN_TIMEOUT_SECS", config.timeout)?;
         }
         if let Some(v) = lookup("NORMAN_CHUNK_SIZE") {
             config.chunk_size = parse_env("NORMAN_CHUNK_SIZE", &v)?;
-        }
-        if let Some(v) = lookup("NORMAN_FLUSH_SIZE") {
-            config.flush_size = parse_env("NORMAN_FLUSH_SIZE", &v)?;
+            check_chunk_size("NORMAN_CHUNK_SIZE", config.chunk_size)?;
         }
         if let Some(v) = lookup("NORMAN_RETRIES") {
             config.retries = parse_env("NORMAN_RETRIES", &v)?;
@@ -91,23 +86,26 @@ impl AppConfig {
         if self.base_url.trim().is_empty() {
             return Err(Error::InvalidConfig("base_url is empty".into()));
         }
-        if self.timeout.is_zero() {
-            return Err(Error::InvalidConfig("timeout must be greater than zero".into()));
-        }
-        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
-            return Err(Error::InvalidConfig(format!(
-                "chunk_size must be between 1 and {MAX_CHUNK_SIZE} bytes, got {}",
-                self.chunk_size
-            )));
-        }
-        if self.flush_size < self.chunk_size {
-            return Err(Error::InvalidConfig(format!(
-                "flush_size ({}) must be at least chunk_size ({})",
-                self.flush_size, self.chunk_size
-            )));
-        }
-        Ok(())
+        check_timeout("timeout", self.timeout)?;
+        check_chunk_size("chunk_size", self.chunk_size)
     }
+}
+
+/// `name` is the field or the environment variable the value came from, so the error names it.
+fn check_timeout(name: &str, timeout: Duration) -> Result<()> {
+    if timeout.is_zero() {
+        return Err(Error::InvalidConfig(format!("{name} must be greater than zero")));
+    }
+    Ok(())
+}
+
+fn check_chunk_size(name: &str, chunk_size: usize) -> Result<()> {
+    if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+        return Err(Error::InvalidConfig(format!(
+            "{name} must be between 1 and {MAX_CHUNK_SIZE} bytes, got {chunk_size}"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
@@ -131,7 +129,6 @@ mod tests {
         assert_eq!(c.base_url, "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0");
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.chunk_size, 65536);
-        assert_eq!(c.flush_size, 8 * 1024 * 1024);
         assert_eq!(AppConfig::from_lookup(lookup(&[])).unwrap(), c);
     }
 
@@ -141,14 +138,12 @@ mod tests {
             ("NORMAN_BASE_URL", "http://127.0.0.1:9/v0/"),
             ("NORMAN_TIMEOUT_SECS", "2.5"),
             ("NORMAN_CHUNK_SIZE", "1048576"),
-            ("NORMAN_FLUSH_SIZE", "2097152"),
             ("NORMAN_RETRIES", "0"),
         ]))
         .unwrap();
         assert_eq!(c.base_url, "http://127.0.0.1:9/v0/");
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert_eq!(c.chunk_size, 1 << 20);
-        assert_eq!(c.flush_size, 2 << 20);
         assert_eq!(c.retries, 0);
     }
 
@@ -157,14 +152,14 @@ mod tests {
         for (name, value) in [
             ("NORMAN_TIMEOUT_SECS", "soon"),
             ("NORMAN_TIMEOUT_SECS", "-1"),
+            ("NORMAN_TIMEOUT_SECS", "0"),
             ("NORMAN_CHUNK_SIZE", "0"),
             ("NORMAN_CHUNK_SIZE", "12x"),
-            ("NORMAN_FLUSH_SIZE", "100"),
+            ("NORMAN_CHUNK_SIZE", "999999999999"),
             ("NORMAN_RETRIES", "-3"),
         ] {
             let err = AppConfig::from_lookup(lookup(&[(name, value)])).unwrap_err().to_string();
-            let field = name.trim_start_matches("NORMAN_").to_lowercase();
-            assert!(err.contains(name) || err.contains(&field), "{name}={value}: {err}");
+            assert!(err.contains(name), "{name}={value}: {err}");
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod sensitive;
 pub mod services;
 pub mod socket;
 pub mod streaming;
+pub mod transfer;
 
 pub use checksum::{Checksum, Hasher};
 pub use config::AppConfig;

@@ -1,4 +1,7 @@
-//! Streaming helpers shared by the upload and download paths.
+//! File I/O of the transfer paths. Public because the `norman` program uses them too: [`PartFile`]
+//! is the one temporary-file mechanism (downloads in [`crate::transfer`], the program's upload
+//! receiver and `norman serve`'s link pulls), [`InlineFileWriter`] its writer (and the program's
+//! stdout sink). The reader stays inside the library.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,7 +43,7 @@ impl tokio::io::AsyncWrite for InlineFileWriter {
 /// A `std::fs::File` as an `AsyncRead` that reads in place through [`blocking_io`], straight into
 /// the caller's buffer: no intermediate buffer and no thread hand-off per read (tokio's own `File`
 /// does both). See [`blocking_io`] for why reading on this thread beats a reader thread.
-pub struct InlineFileReader(pub std::fs::File);
+pub(crate) struct InlineFileReader(pub std::fs::File);
 
 impl tokio::io::AsyncRead for InlineFileReader {
     fn poll_read(

@@ -179,7 +179,6 @@ fn loopback(
         .arg(&sender_pairing)
         .arg(src)
         .env("NORMAN_CHUNK_SIZE", chunk_size.to_string())
-        .env("NORMAN_FLUSH_SIZE", chunk_size.max(8 * MIB).to_string())
         .stdout(Stdio::null())
         .spawn()
         .map_err(io)?;

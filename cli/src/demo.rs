@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use norman::http::HttpClient;
 use norman::objects::Model;
-use norman::services::{UploadTarget, Uploads};
+use norman::transfer::{Downloads, FileTarget, UploadTarget, Uploads};
 use norman::AppConfig;
 
 use crate::serve::{self, ServeOptions};
@@ -100,8 +100,9 @@ async fn round_trip(dir: &Path, size: u64, base_url: &str) -> CliResult {
 
     let out = dir.join("pulled.bin");
     let start = Instant::now();
-    let stream = http.retrieve().get_model_asset(&account.id, &model.id, &asset_id, None).await.map_err(e)?;
-    let (pulled, pulled_sum) = crate::transfer::save_stream(stream, &out, |_| {}).await?;
+    let source = FileTarget::from(target);
+    let pulled = Downloads::new(&http).to_file(&source, &out, |_| {}).await.map_err(e)?;
+    let (pulled, pulled_sum) = (pulled.bytes, pulled.checksum);
     let secs = start.elapsed().as_secs_f64();
     print_line(&format!(
         "7. pulled {pulled} bytes back in {secs:.2} s ({:.0} MB/s), xxh3-64 {pulled_sum}",

@@ -1,14 +1,13 @@
 //! `norman push` and `norman pull`: one file to or from Norman, with a progress bar on a terminal.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use norman::http::HttpClient;
-use norman::services::{UploadTarget, Uploads};
-use norman::streaming::InlineFileWriter;
+use norman::transfer::{Downloads, FileTarget, UploadTarget, Uploads};
 use norman::AppConfig;
 
 use crate::{print_line, runtime, CliResult};
@@ -95,57 +94,31 @@ pub fn push(args: PushArgs) -> CliResult {
 }
 
 pub fn pull(args: PullArgs) -> CliResult {
+    let target = if let Some(a) = &args.asset {
+        let [account_id, model_id, asset_id] = split_path("asset", a)?;
+        FileTarget::Asset { account_id, model_id, asset_id }
+    } else if let Some(i) = &args.input {
+        let [account_id, model_id, invocation_id, input_id] = split_path("input", i)?;
+        FileTarget::Input { account_id, model_id, invocation_id, input_id }
+    } else if let Some(o) = &args.output {
+        let [account_id, model_id, invocation_id, output_id] = split_path("output", o)?;
+        FileTarget::Output { account_id, model_id, invocation_id, output_id }
+    } else {
+        return Err("give --asset, --input or --output".to_owned());
+    };
     let (_, http) = client_from_env()?;
     let bar = progress_bar();
-    let (bytes, checksum) = runtime()?.block_on(async {
-        let retrieve = http.retrieve();
-        let stream = if let Some(a) = &args.asset {
-            let [account, model, asset] = split_path("asset", a)?;
-            retrieve.get_model_asset(&account, &model, &asset, None).await
-        } else if let Some(i) = &args.input {
-            let [account, model, invocation, input] = split_path("input", i)?;
-            retrieve.get_invocation_input(&account, &model, &invocation, &input, None).await
-        } else if let Some(o) = &args.output {
-            let [account, model, invocation, output] = split_path("output", o)?;
-            retrieve.get_invocation_output(&account, &model, &invocation, &output, None).await
-        } else {
-            return Err("give --asset, --input or --output".to_owned());
-        }
-        .map_err(|e| e.to_string())?;
-        if let Some(len) = stream.content_length {
-            bar.set_length(len);
-        }
-        save_stream(stream, &args.out, |n| bar.set_position(n)).await
-    })?;
+    let summary = runtime()?
+        .block_on(async {
+            let stream = Downloads::new(&http).open(&target).await?;
+            if let Some(len) = stream.content_length() {
+                bar.set_length(len);
+            }
+            stream.save_to(&args.out, |n| bar.set_position(n)).await
+        })
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
     bar.finish_and_clear();
-    print_line(&format!("{checksum}  {}  ({bytes} bytes)", args.out.display()))
-}
-
-/// Writes a download to `dest` through a temporary file, hashing as it goes; `dest` appears only
-/// when the stream ended with every byte the server announced.
-pub async fn save_stream(
-    mut stream: norman::http::ByteStream,
-    dest: &Path,
-    mut progress: impl FnMut(u64),
-) -> CliResult<(u64, norman::Checksum)> {
-    use tokio::io::AsyncWriteExt;
-    let expected = stream.content_length;
-    let mut part = norman::streaming::PartFile::create_beside(dest).await.map_err(|e| e.to_string())?;
-    let mut hasher = norman::Hasher::new();
-    while let Some(chunk) = stream.next_chunk().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        hasher.update(&chunk);
-        let writer: &mut InlineFileWriter = part.writer();
-        writer.write_all(&chunk).await.map_err(|e| format!("{}: {e}", dest.display()))?;
-        progress(hasher.len());
-    }
-    if let Some(expected) = expected {
-        if hasher.len() != expected {
-            return Err(format!("download ended early: {} of {expected} bytes", hasher.len()));
-        }
-    }
-    part.commit(dest).await.map_err(|e| e.to_string())?;
-    Ok((hasher.len(), hasher.digest()))
+    print_line(&format!("{}  {}  ({} bytes)", summary.checksum, args.out.display(), summary.bytes))
 }
 
 /// A byte progress bar on stderr when it is a terminal, hidden otherwise.

@@ -155,7 +155,7 @@ pub(crate) const ALL_RESULTS: [norman_result; 28] = [
 
 /// An error on its way out through the boundary: a code and a message (never a secret: messages
 /// come from [`crate::Error`], which never holds one, or from this layer).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FfiError {
     pub code: norman_result,
     pub message: String,

@@ -3,7 +3,6 @@
 //! asynchronously.
 
 use std::ffi::{c_char, c_void};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
 
@@ -11,12 +10,10 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::boundary::*;
-use super::client::{norman_callback, norman_client, norman_event_kind, norman_userdata_free};
-use super::client::{ClientShared, Completion, Outcome};
-use super::upload::{norman_target, read_target, start, write_op_id, Target};
-use crate::checksum::Hasher;
-use crate::http::{ByteStream, HttpClient};
-use crate::services::UploadTarget;
+use super::client::{norman_client, start, ClientShared, Mode};
+use super::events::{norman_callback, norman_event_kind, norman_userdata_free, Completion, Outcome};
+use super::upload::{norman_target, read_target};
+use crate::transfer::{Downloads, VerifiedStream};
 
 /// Receives one chunk of a download. `data` is borrowed for the duration of the call only. Return 0
 /// to go on, anything else to stop (the call then returns NORMAN_ERROR_CANCELLED).
@@ -32,25 +29,15 @@ pub struct norman_download {
 }
 
 struct DownloadState {
-    stream: Option<ByteStream>,
+    /// Hashes each chunk and checks the announced length at the end (the core's check).
+    stream: VerifiedStream,
+    /// What the last chunk still holds beyond what the caller's buffers took.
     pending: Bytes,
-    received: u64,
-    hasher: Hasher,
-}
-
-async fn retrieve(http: &HttpClient, target: &Target) -> crate::Result<ByteStream> {
-    let retrieve = http.retrieve();
-    match target {
-        Target::Upload(UploadTarget::Asset { account_id, model_id, asset_id }) => {
-            retrieve.get_model_asset(account_id, model_id, asset_id, None).await
-        }
-        Target::Upload(UploadTarget::Input { account_id, model_id, invocation_id, input_id }) => {
-            retrieve.get_invocation_input(account_id, model_id, invocation_id, input_id, None).await
-        }
-        Target::Output { account_id, model_id, invocation_id, output_id } => {
-            retrieve.get_invocation_output(account_id, model_id, invocation_id, output_id, None).await
-        }
-    }
+    /// The stream ended, verified: later reads give 0.
+    ended: bool,
+    /// The stream failed (truncated, reset, ...): later reads give the same error, never a 0 that
+    /// would pass for the end of a whole file.
+    failed: Option<FfiError>,
 }
 
 /// Starts retrieving `target` (`GET retrieve/asset|input|output/...`) and waits for the response
@@ -72,16 +59,11 @@ pub unsafe extern "C" fn norman_client_retrieve_open(
         let out = unsafe { Out::new(download_out, "download_out") }?;
         let shared = client.shared().clone();
         let http = shared.http()?;
-        let stream = shared.block_on(None, async { Ok(retrieve(&http, &target).await?) })?;
+        let stream = shared.block_on(None, async { Ok(Downloads::new(&http).open(&target).await?) })?;
         out.write(into_handle(norman_download {
             shared,
-            content_length: stream.content_length,
-            state: Mutex::new(DownloadState {
-                stream: Some(stream),
-                pending: Bytes::new(),
-                received: 0,
-                hasher: Hasher::new(),
-            }),
+            content_length: stream.content_length(),
+            state: Mutex::new(DownloadState { stream, pending: Bytes::new(), ended: false, failed: None }),
             cancel: CancellationToken::new(),
         }));
         Ok(())
@@ -89,8 +71,11 @@ pub unsafe extern "C" fn norman_client_retrieve_open(
 }
 
 /// Copies up to `capacity` bytes of the download into `buffer` and writes their number to
-/// `*read_out`; 0 means the end of the file. Blocks until some bytes arrive. `capacity == 0` is
-/// NORMAN_ERROR_INVALID_ARGUMENT (0 is reserved for the end).
+/// `*read_out`; 0 means the end of the whole file (NORMAN_ERROR_TRUNCATED when the server sent fewer
+/// bytes than it announced; after an error every later read returns it again). Blocks until some
+/// bytes arrive. `capacity == 0` is
+/// NORMAN_ERROR_INVALID_ARGUMENT (0 is reserved for the end). After `norman_download_cancel` (or
+/// `norman_client_close`) every read returns NORMAN_ERROR_CANCELLED, at the end of the file too.
 ///
 /// Ownership: `buffer` is borrowed for the call; the library keeps no pointer to it.
 /// Threads: blocking; one thread at a time per download (NORMAN_ERROR_BUSY); not on the callback
@@ -114,36 +99,31 @@ pub unsafe extern "C" fn norman_download_read(
             }
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
         };
+        if download.cancel.is_cancelled() {
+            return Err(FfiError::new(NORMAN_ERROR_CANCELLED, "the download was cancelled"));
+        }
+        download.shared.check_open()?;
         let state = &mut *state;
         while state.pending.is_empty() {
-            let Some(stream) = state.stream.as_mut() else {
+            if let Some(e) = &state.failed {
+                return Err(e.clone());
+            }
+            if state.ended {
                 out.write(0);
                 return Ok(());
-            };
-            let next =
-                download.shared.block_on(Some(&download.cancel), async { Ok(stream.next_chunk().await) });
-            match next {
-                Ok(Some(Ok(chunk))) => {
-                    state.hasher.update(&chunk);
-                    state.received += chunk.len() as u64;
-                    state.pending = chunk;
-                }
-                Ok(None) => {
-                    state.stream = None;
-                    if let Some(expected) = download.content_length.filter(|&n| n != state.received) {
-                        return Err(crate::Error::Truncated {
-                            during: "downloading",
-                            expected,
-                            received: state.received,
-                        }
-                        .into());
+            }
+            let stream = &mut state.stream;
+            match download.shared.block_on(Some(&download.cancel), async { Ok(stream.next_chunk().await?) }) {
+                Ok(Some(chunk)) => state.pending = chunk,
+                Ok(None) => state.ended = true,
+                Err(e) => {
+                    // A cancel leaves the stream where it was (and later reads are CANCELLED
+                    // anyway); any other error ends it.
+                    if e.code != NORMAN_ERROR_CANCELLED {
+                        state.failed = Some(e.clone());
                     }
+                    return Err(e);
                 }
-                Ok(Some(Err(e))) => {
-                    state.stream = None;
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e),
             }
         }
         let n = state.pending.len().min(buffer.len());
@@ -180,13 +160,13 @@ pub unsafe extern "C" fn norman_download_checksum(
             .state
             .try_lock()
             .map_err(|_| FfiError::new(NORMAN_ERROR_BUSY, "another thread is reading this download"))?;
-        out.write(state.hasher.digest().0);
+        out.write(state.stream.checksum().0);
         Ok(())
     })
 }
 
-/// Interrupts a read blocked in another thread (it returns NORMAN_ERROR_CANCELLED); later reads fail
-/// the same way.
+/// Interrupts a read blocked in another thread (it returns NORMAN_ERROR_CANCELLED); every later read
+/// returns NORMAN_ERROR_CANCELLED too, even at the end of the file.
 ///
 /// Ownership: nothing is transferred. Threads: any thread.
 #[no_mangle]
@@ -236,28 +216,15 @@ pub unsafe extern "C" fn norman_client_retrieve(
         let shared = client.shared();
         let http = shared.http()?;
         let checksum = shared.block_on(None, async {
-            let mut stream = retrieve(&http, &target).await?;
-            let mut hasher = Hasher::new();
-            while let Some(chunk) = stream.next_chunk().await {
-                let chunk = chunk?;
-                hasher.update(&chunk);
+            let mut stream = Downloads::new(&http).open(&target).await?;
+            while let Some(chunk) = stream.next_chunk().await? {
                 // SAFETY: the caller's callback; the chunk lives across the call.
                 if unsafe { on_chunk(userdata, chunk.as_ptr(), chunk.len()) } != 0 {
-                    return Err(FfiError::new(
-                        NORMAN_ERROR_CANCELLED,
-                        "the chunk callback stopped the download",
-                    ));
+                    let stop = "the chunk callback stopped the download";
+                    return Err(FfiError::new(NORMAN_ERROR_CANCELLED, stop));
                 }
             }
-            if let Some(expected) = stream.content_length.filter(|&n| n != hasher.len()) {
-                return Err(crate::Error::Truncated {
-                    during: "downloading",
-                    expected,
-                    received: hasher.len(),
-                }
-                .into());
-            }
-            Ok(hasher.digest())
+            Ok(stream.checksum())
         })?;
         if !checksum_out.is_null() {
             // SAFETY: non-NULL and writable by contract.
@@ -267,10 +234,12 @@ pub unsafe extern "C" fn norman_client_retrieve(
     })
 }
 
-/// Retrieves `target` into the file at `path` (created or truncated; removed again on failure) and
-/// returns at once with `*op_id_out` (may be NULL). Completion: one NORMAN_EVENT_RETRIEVE_FILE event
-/// (bytes, checksum) to `callback` on the callback thread, or to `norman_client_next_event` when
-/// `callback` is NULL. Cancel with `norman_client_cancel`.
+/// Retrieves `target` into the file at `path` and returns at once with `*op_id_out` (may be NULL).
+/// The file is written under a temporary name beside `path` and renamed into place only once every
+/// byte the server announced arrived and reached the disk: `path` is either the whole file or as it
+/// was before (a failure or a cancel removes the temporary file). Completion: one
+/// NORMAN_EVENT_RETRIEVE_FILE event (bytes, checksum) to `callback` on the callback thread, or to
+/// `norman_client_next_event` when `callback` is NULL. Cancel with `norman_client_cancel`.
 ///
 /// Ownership: `target`, `path` borrowed and copied; `userdata` freed with `userdata_free` (may be
 /// NULL) exactly once after the completion was delivered, even when this call fails.
@@ -291,33 +260,11 @@ pub unsafe extern "C" fn norman_client_retrieve_file_async(
         let target = unsafe { read_target(target) }?;
         let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
         let http = client.shared().http()?;
+        let mode = Mode::Async { kind: norman_event_kind::NORMAN_EVENT_RETRIEVE_FILE, completion, op_id_out };
         let fut = async move {
-            let result = retrieve_to_file(&http, &target, &path).await;
-            if result.is_err() {
-                let _ = std::fs::remove_file(&path);
-            }
-            result
+            let summary = Downloads::new(&http).to_file(&target, &path, |_| {}).await?;
+            Ok(Outcome { bytes: summary.bytes, checksum: summary.checksum.0, ..Outcome::default() })
         };
-        let op_id = client.shared().spawn_op(norman_event_kind::NORMAN_EVENT_RETRIEVE_FILE, completion, fut);
-        write_op_id(op_id_out, op_id);
-        Ok(())
+        client.shared().run(mode, fut).map(drop)
     })
-}
-
-async fn retrieve_to_file(http: &HttpClient, target: &Target, path: &std::path::Path) -> FfiResult<Outcome> {
-    let mut stream = retrieve(http, target).await?;
-    let mut file = std::fs::File::create(path).map_err(crate::Error::io("creating the download file"))?;
-    let mut hasher = Hasher::new();
-    while let Some(chunk) = stream.next_chunk().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        crate::streaming::blocking_io(|| file.write_all(&chunk))
-            .map_err(crate::Error::io("writing the download file"))?;
-    }
-    if let Some(expected) = stream.content_length.filter(|&n| n != hasher.len()) {
-        return Err(
-            crate::Error::Truncated { during: "downloading", expected, received: hasher.len() }.into()
-        );
-    }
-    Ok(Outcome { bytes: hasher.len(), checksum: hasher.digest().0, ..Outcome::default() })
 }

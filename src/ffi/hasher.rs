@@ -88,8 +88,9 @@ pub unsafe extern "C" fn norman_checksum(data: *const u8, len: usize, digest_out
 }
 
 /// Writes the text form of a checksum (16 lowercase hex digits, what `file-push/socket/complete` and
-/// `norman checksum` print) and a NUL into `out`; `capacity` below NORMAN_CHECKSUM_HEX_LEN (17) is
-/// NORMAN_ERROR_BUFFER_TOO_SMALL.
+/// `norman checksum` print) and a NUL into `out`: always exactly 17 bytes. A `capacity` below
+/// NORMAN_CHECKSUM_HEX_LEN (17), 0 included, is NORMAN_ERROR_BUFFER_TOO_SMALL and writes nothing;
+/// any larger one (SIZE_MAX included) is fine, only the first 17 bytes are touched.
 ///
 /// Ownership: `out` is borrowed for the call. Threads: any thread.
 #[no_mangle]
@@ -100,13 +101,17 @@ pub unsafe extern "C" fn norman_checksum_to_hex(
 ) -> norman_result {
     guard(|| {
         // SAFETY: as above.
-        let buf = unsafe { arg_buf(out.cast::<u8>(), capacity, "out") }?;
-        if buf.len() < NORMAN_CHECKSUM_HEX_LEN {
+        if out.is_null() {
+            return Err(FfiError::new(NORMAN_ERROR_NULL_ARGUMENT, "`out` is NULL"));
+        }
+        if capacity < NORMAN_CHECKSUM_HEX_LEN {
             return Err(FfiError::new(
                 NORMAN_ERROR_BUFFER_TOO_SMALL,
                 "a checksum needs 17 bytes (16 hex digits and a NUL)",
             ));
         }
+        // Only the 17 bytes written are borrowed, so a generous capacity is never a huge slice.
+        let buf = unsafe { arg_buf(out.cast::<u8>(), NORMAN_CHECKSUM_HEX_LEN, "out") }?;
         let hex = Checksum(checksum).to_hex();
         buf[..16].copy_from_slice(hex.as_bytes());
         buf[16] = 0;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Once, RwLock};
 
 use super::boundary::*;
-use super::client::UserData;
+use super::events::UserData;
 
 /// Severity of a log record (and the most verbose level a host wants).
 #[repr(C)]

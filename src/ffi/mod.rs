@@ -1,7 +1,7 @@
 //! The C ABI of libnorman, declared in `include/norman.h` (generated from this module by cbindgen).
 //!
-//! One module per handle family (`client`: config, client, events; `upload`; `download`; `request`;
-//! `hasher`; `log`) and one boundary module that every export goes through: panics are caught,
+//! One module per handle family (`config`; `client`: runtime and operations; `events`; `upload`;
+//! `download`; `request`; `hasher`; `log`) and one boundary module that every export goes through: panics are caught,
 //! pointers and lengths checked before any slice is built, strings checked for UTF-8, and
 //! [`crate::Error`] mapped to a stable `norman_result`. No business logic lives here: each function
 //! converts its arguments and calls the core.
@@ -13,7 +13,13 @@
 #![allow(clippy::missing_safety_doc)] // each function's contract is in its doc comment (the header)
 
 mod boundary;
+pub mod config;
+
+// The order of these groups is the order of the header's sections (cbindgen follows it).
 pub mod client;
+
+pub mod events;
+
 pub mod download;
 pub mod hasher;
 pub mod log;

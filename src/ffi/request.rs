@@ -5,9 +5,8 @@ use std::ffi::{c_char, c_void};
 use reqwest::Method;
 
 use super::boundary::*;
-use super::client::{norman_callback, norman_client, norman_event_kind, norman_userdata_free};
-use super::client::{Completion, Outcome};
-use super::upload::{start, write_op_id};
+use super::client::{norman_client, start, Mode};
+use super::events::{norman_callback, norman_event_kind, norman_userdata_free, Completion, Outcome};
 use crate::http::HttpClient;
 use crate::objects::{entity_state, EntityState, StatusFlag};
 
@@ -65,9 +64,25 @@ unsafe fn prepare(
     Ok(Prepared { method, route, body })
 }
 
-async fn send(http: &HttpClient, p: &Prepared) -> FfiResult<(u16, Vec<u8>)> {
-    let (status, body) = http.request(p.method.clone(), &p.route, p.body.as_ref()).await?;
-    Ok((status, body.to_vec()))
+/// Both forms of request: map the arguments, send.
+///
+/// # Safety
+/// The pointers are NULL or valid as the exported functions document.
+unsafe fn request(
+    client: *const norman_client,
+    method: *const c_char,
+    route: *const c_char,
+    json_body: *const c_char,
+    mode: Mode,
+) -> FfiResult<Outcome> {
+    // SAFETY: forwarded contract.
+    let client = unsafe { arg(client, "client") }?;
+    let p = unsafe { prepare(method, route, json_body) }?;
+    let http = client.shared().http()?;
+    client.shared().run(mode, async move {
+        let (status, body) = http.request(p.method, &p.route, p.body.as_ref()).await?;
+        Ok(Outcome { status, body: body.to_vec(), ..Outcome::default() })
+    })
 }
 
 /// Sends `method` (GET, POST, PUT, PATCH, DELETE, HEAD) to `route` under the base URL with the
@@ -90,12 +105,9 @@ pub unsafe extern "C" fn norman_client_request(
 ) -> norman_result {
     guard(|| {
         // SAFETY: NULL checked; validity is the caller's contract.
-        let client = unsafe { arg(client, "client") }?;
-        let prepared = unsafe { prepare(method, route, json_body) }?;
         let out = unsafe { Out::new(response_out, "response_out") }?;
-        let shared = client.shared();
-        let http = shared.http()?;
-        let (status, body) = shared.block_on(None, send(&http, &prepared))?;
+        let Outcome { status, body, .. } =
+            unsafe { request(client, method, route, json_body, Mode::Blocking) }?;
         out.write(into_handle(norman_response { status, body }));
         Ok(())
     })
@@ -120,17 +132,9 @@ pub unsafe extern "C" fn norman_client_request_async(
     op_id_out: *mut u64,
 ) -> norman_result {
     start(Completion { callback, userdata, userdata_free }, |completion| {
-        // SAFETY: as above.
-        let client = unsafe { arg(client, "client") }?;
-        let prepared = unsafe { prepare(method, route, json_body) }?;
-        let http = client.shared().http()?;
-        let fut = async move {
-            let (status, body) = send(&http, &prepared).await?;
-            Ok(Outcome { status, body, ..Outcome::default() })
-        };
-        let op_id = client.shared().spawn_op(norman_event_kind::NORMAN_EVENT_REQUEST, completion, fut);
-        write_op_id(op_id_out, op_id);
-        Ok(())
+        let mode = Mode::Async { kind: norman_event_kind::NORMAN_EVENT_REQUEST, completion, op_id_out };
+        // SAFETY: forwarded contract.
+        unsafe { request(client, method, route, json_body, mode) }.map(drop)
     })
 }
 
@@ -187,6 +191,24 @@ async fn fetch_state(http: &HttpClient, entity_id: &str) -> FfiResult<norman_ent
     Ok(to_c(entity_state(flags.get(entity_id).unwrap_or(&none))))
 }
 
+/// Both forms of entity_state.
+///
+/// # Safety
+/// The pointers are NULL or valid as the exported functions document.
+unsafe fn entity_state_op(
+    client: *const norman_client,
+    entity_id: *const c_char,
+    mode: Mode,
+) -> FfiResult<Outcome> {
+    // SAFETY: forwarded contract.
+    let client = unsafe { arg(client, "client") }?;
+    let entity_id = unsafe { arg_str(entity_id, "entity_id") }?.to_owned();
+    let http = client.shared().http()?;
+    client.shared().run(mode, async move {
+        Ok(Outcome { state: fetch_state(&http, &entity_id).await?, ..Outcome::default() })
+    })
+}
+
 /// Fetches the status flags of one entity (`persist/flags/get`) and says whether it is done, failed
 /// or pending (see `norman_entity_state`).
 ///
@@ -199,11 +221,8 @@ pub unsafe extern "C" fn norman_client_entity_state(
 ) -> norman_result {
     guard(|| {
         // SAFETY: as above.
-        let client = unsafe { arg(client, "client") }?;
-        let entity_id = unsafe { arg_str(entity_id, "entity_id") }?;
         let out = unsafe { Out::new(state_out, "state_out") }?;
-        let http = client.shared().http()?;
-        out.write(client.shared().block_on(None, fetch_state(&http, entity_id))?);
+        out.write(unsafe { entity_state_op(client, entity_id, Mode::Blocking) }?.state);
         Ok(())
     })
 }
@@ -224,17 +243,9 @@ pub unsafe extern "C" fn norman_client_entity_state_async(
     op_id_out: *mut u64,
 ) -> norman_result {
     start(Completion { callback, userdata, userdata_free }, |completion| {
-        // SAFETY: as above.
-        let client = unsafe { arg(client, "client") }?;
-        let entity_id = unsafe { arg_str(entity_id, "entity_id") }?.to_owned();
-        let http = client.shared().http()?;
-        let fut = async move {
-            let state = fetch_state(&http, &entity_id).await?;
-            Ok(Outcome { state, ..Outcome::default() })
-        };
-        let op_id = client.shared().spawn_op(norman_event_kind::NORMAN_EVENT_ENTITY_STATE, completion, fut);
-        write_op_id(op_id_out, op_id);
-        Ok(())
+        let mode = Mode::Async { kind: norman_event_kind::NORMAN_EVENT_ENTITY_STATE, completion, op_id_out };
+        // SAFETY: forwarded contract.
+        unsafe { entity_state_op(client, entity_id, mode) }.map(drop)
     })
 }
 

@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex, TryLockError};
 use tokio_util::sync::CancellationToken;
 
 use super::boundary::*;
-use super::client::{
-    norman_callback, norman_client, norman_event_kind, norman_progress_callback, norman_userdata_free,
+use super::client::{norman_client, start, ClientShared, Mode};
+use super::events::{
+    norman_callback, norman_event_kind, norman_progress_callback, norman_userdata_free, Completion, Outcome,
 };
-use super::client::{ClientShared, Completion, Outcome, UserData};
-use crate::objects::ChecksumRequest;
-use crate::services::{UploadTarget, Uploads};
-use crate::socket::{SocketPairingResponse, UploadStream, UploadSummary};
+use crate::socket::{SocketPairingResponse, UploadSummary};
+use crate::transfer::{FileTarget, Upload, UploadTarget, Uploads};
 
 /// What a target names: a model asset, an invocation input, or (downloads only) an invocation output.
 #[repr(C)]
@@ -57,25 +56,18 @@ pub struct norman_upload {
     shared: Arc<ClientShared>,
     state: Mutex<UploadState>,
     cancel: CancellationToken,
-    /// Set when the upload was allocated by the library: finish then completes the transfer.
-    complete_pairing: Option<String>,
 }
 
 enum UploadState {
-    Open(Box<UploadStream>),
+    Open(Box<Upload>),
     Finished(UploadSummary),
     Failed,
     Aborted,
 }
 
-pub(crate) enum Target {
-    Upload(UploadTarget),
-    Output { account_id: String, model_id: String, invocation_id: String, output_id: String },
-}
-
 /// # Safety
 /// `target` is NULL or points to a valid `norman_target` whose strings are NULL or NUL-terminated.
-pub(crate) unsafe fn read_target(target: *const norman_target) -> FfiResult<Target> {
+pub(crate) unsafe fn read_target(target: *const norman_target) -> FfiResult<FileTarget> {
     // SAFETY: forwarded contract.
     let t = unsafe { arg(target, "target") }?;
     let s = |p, name| unsafe { arg_str(p, name) }.map(str::to_owned);
@@ -83,14 +75,14 @@ pub(crate) unsafe fn read_target(target: *const norman_target) -> FfiResult<Targ
     let model_id = s(t.model_id, "target.model_id")?;
     let id = s(t.id, "target.id")?;
     Ok(match t.kind {
-        1 => Target::Upload(UploadTarget::Asset { account_id, model_id, asset_id: id }),
-        2 => Target::Upload(UploadTarget::Input {
+        1 => FileTarget::Asset { account_id, model_id, asset_id: id },
+        2 => FileTarget::Input {
             account_id,
             model_id,
             invocation_id: s(t.invocation_id, "target.invocation_id")?,
             input_id: id,
-        }),
-        3 => Target::Output {
+        },
+        3 => FileTarget::Output {
             account_id,
             model_id,
             invocation_id: s(t.invocation_id, "target.invocation_id")?,
@@ -104,12 +96,8 @@ pub(crate) unsafe fn read_target(target: *const norman_target) -> FfiResult<Targ
 /// As [`read_target`].
 unsafe fn read_upload_target(target: *const norman_target) -> FfiResult<UploadTarget> {
     // SAFETY: forwarded contract.
-    match unsafe { read_target(target) }? {
-        Target::Upload(t) => Ok(t),
-        Target::Output { .. } => {
-            Err(FfiError::invalid("outputs cannot be uploaded (target.kind is NORMAN_TARGET_OUTPUT)"))
-        }
-    }
+    UploadTarget::try_from(unsafe { read_target(target) }?)
+        .map_err(|_| FfiError::invalid("outputs cannot be uploaded (target.kind is NORMAN_TARGET_OUTPUT)"))
 }
 
 /// # Safety
@@ -128,22 +116,24 @@ unsafe fn read_pairing(pairing: *const norman_pairing) -> FfiResult<SocketPairin
     })
 }
 
-fn open(client: &norman_client, pairing: SocketPairingResponse, complete: bool) -> FfiResult<norman_upload> {
-    let shared = client.shared().clone();
-    let validated = pairing.validate()?;
-    let config = shared.config.clone();
-    let stream = shared.block_on(None, async { Ok(UploadStream::connect(&validated, &config).await?) })?;
-    Ok(norman_upload {
-        shared,
-        state: Mutex::new(UploadState::Open(Box::new(stream))),
+fn open(client: &norman_client, pairing: SocketPairingResponse) -> FfiResult<norman_upload> {
+    let shared = client.shared();
+    let upload = shared.block_on(None, async { Ok(Upload::open(&pairing, &shared.config).await?) })?;
+    Ok(handle(client, upload))
+}
+
+fn handle(client: &norman_client, upload: Upload) -> norman_upload {
+    norman_upload {
+        shared: client.shared().clone(),
+        state: Mutex::new(UploadState::Open(Box::new(upload))),
         cancel: CancellationToken::new(),
-        complete_pairing: complete.then_some(pairing.pairing_id),
-    })
+    }
 }
 
 /// Opens an upload stream on a pairing: validates every field (NORMAN_ERROR_INVALID_PAIRING names
-/// the first bad one), connects (NORMAN_ERROR_CONNECT, NORMAN_ERROR_TIMEOUT) and queues the encrypted
-/// authentication header. `norman_upload_finish` then returns the checksum; completing the transfer
+/// the first bad one; an authentication header must decode to at least 16 bytes, PROTOCOL.md §4),
+/// connects (NORMAN_ERROR_CONNECT, NORMAN_ERROR_TIMEOUT) and queues the encrypted authentication
+/// header. `norman_upload_finish` then returns the checksum; completing the transfer
 /// with the backend (`file-push/socket/complete`) is the caller's job.
 ///
 /// Ownership: `pairing` and its strings are borrowed and copied; `*upload_out` receives a new handle,
@@ -160,7 +150,7 @@ pub unsafe extern "C" fn norman_upload_open(
         let client = unsafe { arg(client, "client") }?;
         let pairing = unsafe { read_pairing(pairing) }?;
         let out = unsafe { Out::new(upload_out, "upload_out") }?;
-        out.write(into_handle(open(client, pairing, false)?));
+        out.write(into_handle(open(client, pairing)?));
         Ok(())
     })
 }
@@ -184,7 +174,7 @@ pub unsafe extern "C" fn norman_upload_open_json(
         let out = unsafe { Out::new(upload_out, "upload_out") }?;
         let pairing: SocketPairingResponse = serde_json::from_str(json)
             .map_err(|e| FfiError::new(NORMAN_ERROR_INVALID_JSON, format!("pairing JSON: {e}")))?;
-        out.write(into_handle(open(client, pairing, false)?));
+        out.write(into_handle(open(client, pairing)?));
         Ok(())
     })
 }
@@ -210,10 +200,9 @@ pub unsafe extern "C" fn norman_client_upload_begin(
         let out = unsafe { Out::new(upload_out, "upload_out") }?;
         let shared = client.shared();
         let http = shared.http()?;
-        let pairing = shared.block_on(None, async {
-            Ok(Uploads::new(&http, &shared.config).allocate(&target, size).await?)
-        })?;
-        out.write(into_handle(open(client, pairing, true)?));
+        let upload = shared
+            .block_on(None, async { Ok(Uploads::new(&http, &shared.config).begin(&target, size).await?) })?;
+        out.write(into_handle(handle(client, upload)));
         Ok(())
     })
 }
@@ -270,7 +259,6 @@ pub unsafe extern "C" fn norman_upload_finish(
         // SAFETY: as above; checksum_out may be NULL.
         let upload = unsafe { arg(upload, "upload") }?;
         upload.shared.check_blocking_allowed()?;
-        let http = upload.complete_pairing.as_ref().map(|_| upload.shared.http()).transpose()?;
         let mut state = lock(upload)?;
         let stream = match std::mem::replace(&mut *state, UploadState::Failed) {
             UploadState::Open(stream) => stream,
@@ -280,15 +268,7 @@ pub unsafe extern "C" fn norman_upload_finish(
                 return Err(e);
             }
         };
-        let summary = upload.shared.block_on(Some(&upload.cancel), async {
-            let summary = stream.finish().await?;
-            if let (Some(pairing_id), Some(http)) = (&upload.complete_pairing, &http) {
-                let request =
-                    ChecksumRequest { pairing_id: pairing_id.clone(), checksum: summary.checksum.to_hex() };
-                http.file_push().complete_file_transfer(&request).await?;
-            }
-            Ok(summary)
-        });
+        let summary = upload.shared.block_on(Some(&upload.cancel), async { Ok(stream.finish().await?) });
         match summary {
             Ok(summary) => {
                 *state = UploadState::Finished(summary);
@@ -411,25 +391,11 @@ pub unsafe extern "C" fn norman_client_push_file(
     checksum_out: *mut u64,
 ) -> norman_result {
     guard(|| {
-        // SAFETY: as above.
-        let client = unsafe { arg(client, "client") }?;
-        let target = unsafe { read_upload_target(target) }?;
-        let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
-        let shared = client.shared();
-        let http = shared.http()?;
-        let userdata = UserData(userdata);
-        let summary = shared.block_on(None, async {
-            let report = move |sent: u64, total: u64| {
-                if let Some(cb) = progress {
-                    // SAFETY: the caller's callback with the caller's userdata, on the caller's thread.
-                    unsafe { cb(userdata.get(), sent, total) };
-                }
-            };
-            Ok(Uploads::new(&http, &shared.config).push_file(&target, &path, report).await?)
-        })?;
+        // SAFETY: forwarded contract.
+        let outcome = unsafe { push_file(client, target, path, progress, userdata, Mode::Blocking) }?;
         if !checksum_out.is_null() {
             // SAFETY: non-NULL and writable by contract.
-            unsafe { checksum_out.write(summary.checksum.0) };
+            unsafe { checksum_out.write(outcome.checksum) };
         }
         Ok(())
     })
@@ -455,45 +421,36 @@ pub unsafe extern "C" fn norman_client_push_file_async(
     userdata_free: norman_userdata_free,
     op_id_out: *mut u64,
 ) -> norman_result {
-    let completion = Completion { callback, userdata, userdata_free };
-    start(completion, |completion| {
-        // SAFETY: as above.
-        let client = unsafe { arg(client, "client") }?;
-        let target = unsafe { read_upload_target(target) }?;
-        let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
-        let shared = client.shared().clone();
-        let http = shared.http()?;
-        let reporter = shared.clone();
-        let data = UserData(userdata);
-        let fut = async move {
-            let report = move |sent: u64, total: u64| reporter.progress(progress, data.get(), sent, total);
-            let summary = Uploads::new(&http, &shared.config).push_file(&target, &path, report).await?;
-            Ok(Outcome { bytes: summary.bytes, checksum: summary.checksum.0, ..Outcome::default() })
-        };
-        let op_id = client.shared().spawn_op(norman_event_kind::NORMAN_EVENT_PUSH_FILE, completion, fut);
-        write_op_id(op_id_out, op_id);
-        Ok(())
+    start(Completion { callback, userdata, userdata_free }, |completion| {
+        let mode = Mode::Async { kind: norman_event_kind::NORMAN_EVENT_PUSH_FILE, completion, op_id_out };
+        // SAFETY: forwarded contract.
+        unsafe { push_file(client, target, path, progress, userdata, mode) }.map(drop)
     })
 }
 
-/// Runs the start of an asynchronous call: on failure before the operation exists, the userdata is
-/// still freed (exactly once) so a caller never leaks it.
-pub(crate) fn start(completion: Completion, body: impl FnOnce(Completion) -> FfiResult) -> norman_result {
-    let free = (completion.userdata_free, UserData(completion.userdata));
-    let result = guard(|| body(completion));
-    if result != NORMAN_OK {
-        // The operation was never spawned (`body` spawns last): free the userdata here.
-        if let (Some(f), data) = free {
-            // SAFETY: the caller's free function for its own pointer; the op did not take it.
-            unsafe { f(data.0) };
-        }
-    }
-    result
-}
-
-pub(crate) fn write_op_id(out: *mut u64, op_id: u64) {
-    if !out.is_null() {
-        // SAFETY: non-NULL and writable by the caller's contract.
-        unsafe { out.write(op_id) };
-    }
+/// Both forms of push_file: map the arguments, run the core's whole-file upload.
+///
+/// # Safety
+/// The pointers are NULL or valid as the exported functions document.
+unsafe fn push_file(
+    client: *const norman_client,
+    target: *const norman_target,
+    path: *const c_char,
+    progress: norman_progress_callback,
+    userdata: *mut c_void,
+    mode: Mode,
+) -> FfiResult<Outcome> {
+    // SAFETY: forwarded contract.
+    let client = unsafe { arg(client, "client") }?;
+    let target = unsafe { read_upload_target(target) }?;
+    let path = PathBuf::from(unsafe { arg_str(path, "path") }?);
+    let shared = client.shared();
+    let http = shared.http()?;
+    let config = shared.config.clone();
+    let progress = shared.progress_for(&mode, progress, userdata);
+    shared.run(mode, async move {
+        let report = move |sent, total| progress.report(sent, total);
+        let summary = Uploads::new(&http, &config).push_file(&target, &path, report).await?;
+        Ok(Outcome { bytes: summary.bytes, checksum: summary.checksum.0, ..Outcome::default() })
+    })
 }

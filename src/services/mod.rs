@@ -7,15 +7,15 @@ mod file_push;
 mod persist;
 mod retrieve;
 mod status_flags;
-mod uploads;
 
+/// Uploads live with downloads in [`crate::transfer`]; re-exported here where they used to be.
+pub use crate::transfer::{UploadTarget, Uploads};
 pub use authenticate::Authenticate;
 pub use file_pull::FilePull;
 pub use file_push::FilePush;
 pub use persist::Persist;
 pub use retrieve::Retrieve;
 pub use status_flags::StatusFlags;
-pub use uploads::{UploadTarget, Uploads};
 
 use crate::http::HttpClient;
 

@@ -7,5 +7,5 @@ mod pairing;
 mod writer;
 
 pub use cipher::StreamCipherState;
-pub use pairing::{Pairing, SocketPairingResponse, StreamSecrets, KEY_LEN, NONCE_LEN};
+pub use pairing::{Pairing, SocketPairingResponse, StreamSecrets, KEY_LEN, MIN_HEADER_LEN, NONCE_LEN};
 pub use writer::{SocketClient, UploadStream, UploadSummary};

@@ -9,6 +9,9 @@ use crate::sensitive::Sensitive;
 
 pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
+/// Shortest authentication header a client uploads behind (PROTOCOL.md §4: our backend issues at
+/// least 16 bytes; an empty or short one authenticates nothing).
+pub const MIN_HEADER_LEN: usize = 16;
 
 /// The six fields of PROTOCOL.md §3, as they travel in JSON. `encryption_key`, `nonce` and
 /// `authentication_header` are standard base64 with padding. `Debug` redacts the three secrets.
@@ -111,6 +114,22 @@ impl SocketPairingResponse {
     }
 }
 
+impl SocketPairingResponse {
+    /// [`SocketPairingResponse::validate`], and refuse an authentication header shorter than
+    /// [`MIN_HEADER_LEN`] bytes: what a client checks before it sends a file behind it.
+    pub fn validate_for_upload(&self) -> Result<Pairing> {
+        let pairing = self.validate()?;
+        let len = pairing.secrets.header.expose().len();
+        if len < MIN_HEADER_LEN {
+            return Err(bad(
+                "authentication_header",
+                format!("must decode to at least {MIN_HEADER_LEN} bytes (PROTOCOL.md §4), got {len}"),
+            ));
+        }
+        Ok(pairing)
+    }
+}
+
 fn bad(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidPairing { field, reason: reason.into() }
 }
@@ -190,6 +209,18 @@ mod tests {
             assert_eq!(field_of(err), field, "{message}");
             assert!(message.contains(field), "{message}");
         }
+    }
+
+    #[test]
+    fn an_upload_needs_a_header_of_16_bytes() {
+        for len in [0, 1, 15] {
+            let p = StreamSecrets::generate(len).to_response("p", "127.0.0.1", 1);
+            assert!(p.validate().is_ok(), "the cipher itself takes any header");
+            let err = p.validate_for_upload().unwrap_err();
+            assert!(err.to_string().contains("at least 16 bytes"), "{err}");
+            assert_eq!(field_of(err), "authentication_header");
+        }
+        assert!(StreamSecrets::generate(16).to_response("p", "h", 1).validate_for_upload().is_ok());
     }
 
     #[test]

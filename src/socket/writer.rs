@@ -239,9 +239,10 @@ impl SocketClient {
         &self.config
     }
 
-    /// Opens an upload stream for a pairing response (validating it first).
+    /// Opens an upload stream for a pairing response (validated first, see
+    /// [`SocketPairingResponse::validate_for_upload`]).
     pub async fn open(&self, pairing: &SocketPairingResponse) -> Result<UploadStream> {
-        UploadStream::connect(&pairing.validate()?, &self.config).await
+        UploadStream::connect(&pairing.validate_for_upload()?, &self.config).await
     }
 
     /// Streams a file (see [`UploadStream::write_file`]) and returns the byte count and checksum.

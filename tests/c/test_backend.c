@@ -4,8 +4,10 @@
  * chunks), the asynchronous forms through callbacks and next_event, status flags, HTTP errors,
  * and concurrent pushes from C threads. Run under AddressSanitizer by scripts/test-c.sh. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "harness.h"
@@ -243,6 +245,57 @@ int main(void) {
     norman_download *download = NULL;
     CHECK_RC(norman_client_retrieve_open(client, &missing, &download), NORMAN_ERROR_HTTP_NOT_FOUND);
     CHECK(download == NULL);
+
+    /* A read after norman_download_cancel is CANCELLED, at the end of the file too. */
+    download = NULL;
+    CHECK_RC(norman_client_retrieve_open(client, &target, &download), NORMAN_OK);
+    if (download) {
+        unsigned char *whole = malloc(len + 1);
+        size_t got = 0, n = 0;
+        while (norman_download_read(download, whole + got, len + 1 - got, &n) == NORMAN_OK && n > 0) got += n;
+        CHECK(got == len && n == 0);
+        CHECK_RC(norman_download_read(download, whole, len, &n), NORMAN_OK); /* still the end */
+        CHECK(n == 0);
+        CHECK_RC(norman_download_cancel(download), NORMAN_OK);
+        n = 99;
+        CHECK_RC(norman_download_read(download, whole, len, &n), NORMAN_ERROR_CANCELLED);
+        CHECK(n == 99);
+        free(whole);
+        norman_download_free(download);
+    }
+
+    /* retrieve_file_async writes atomically: a failed retrieve leaves an existing file as it was
+     * and no temporary file behind. */
+    char keep_dir[300], keep[340];
+    snprintf(keep_dir, sizeof keep_dir, "%s/atomic", g_dir);
+    CHECK(mkdir(keep_dir, 0700) == 0);
+    snprintf(keep, sizeof keep, "%s/kept.bin", keep_dir);
+    CHECK(write_file(keep, "precious", 8) == 0);
+    uint64_t failed_op = 0;
+    CHECK_RC(norman_client_retrieve_file_async(client, &missing, keep, NULL, NULL, NULL, &failed_op), NORMAN_OK);
+    norman_event *failed = NULL;
+    CHECK_RC(norman_client_next_event(client, 30000, &failed), NORMAN_OK);
+    CHECK(norman_event_op_id(failed) == failed_op);
+    CHECK(norman_event_result(failed) == NORMAN_ERROR_HTTP_NOT_FOUND);
+    norman_event_free(failed);
+    char kept[16] = {0};
+    FILE *f = fopen(keep, "rb");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fread(kept, 1, sizeof kept, f) == 8 && memcmp(kept, "precious", 8) == 0);
+        fclose(f);
+    }
+    CHECK_RC(norman_client_retrieve_file_async(client, &target, keep, NULL, NULL, NULL, &failed_op), NORMAN_OK);
+    CHECK_RC(norman_client_next_event(client, 30000, &failed), NORMAN_OK);
+    CHECK(norman_event_result(failed) == NORMAN_OK && norman_event_checksum(failed) == pushed);
+    norman_event_free(failed);
+    CHECK(norman_checksum_of(keep, hex) == 0 && strcmp(hex, cli) == 0);
+    DIR *dir = opendir(keep_dir);
+    int entries = 0;
+    for (struct dirent *e; dir && (e = readdir(dir));)
+        if (e->d_name[0] != '.' || (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))) entries++;
+    if (dir) closedir(dir);
+    CHECK(entries == 1); /* kept.bin only: no .part file left */
 
     /* Status flags: the uploaded asset is done. */
     CHECK_RC(norman_client_entity_state(client, asset, &state), NORMAN_OK);

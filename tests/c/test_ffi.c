@@ -104,7 +104,7 @@ static void test_hasher(void) {
     CHECK_RC(norman_checksum((const uint8_t *)"abc", 3, NULL), NORMAN_ERROR_NULL_ARGUMENT);
     CHECK_RC(norman_checksum_to_hex(digest, hex, 16), NORMAN_ERROR_BUFFER_TOO_SMALL);
     CHECK_RC(norman_checksum_to_hex(digest, NULL, 17), NORMAN_ERROR_NULL_ARGUMENT);
-    CHECK_RC(norman_checksum_to_hex(digest, hex, 0), NORMAN_ERROR_INVALID_ARGUMENT);
+    CHECK_RC(norman_checksum_to_hex(digest, hex, 0), NORMAN_ERROR_BUFFER_TOO_SMALL);
     uint64_t parsed = 0;
     CHECK_RC(norman_checksum_from_hex("78AF5F94892F3950", &parsed), NORMAN_OK);
     CHECK(parsed == digest);
@@ -646,6 +646,134 @@ static void test_logs(void) {
     CHECK(g_log_leaks == 0);
 }
 
+/* ---------- issue 11 item 6: the ABI does what the header says ---------- */
+
+typedef struct waiter {
+    norman_client *client;
+    norman_result rc;
+} waiter;
+
+static void *wait_forever(void *raw) {
+    waiter *w = raw;
+    norman_event *event = NULL;
+    w->rc = norman_client_next_event(w->client, -1, &event);
+    if (event) norman_event_free(event);
+    return NULL;
+}
+
+static int last_error_mentions(const char *what) {
+    const char *e = norman_last_error();
+    return e && strstr(e, what) != NULL;
+}
+
+/* Serves one HTTP response that announces 100 bytes and sends 3, then closes. */
+static void *short_body_server(void *raw) {
+    int fd = *(int *)raw;
+    int conn = accept(fd, NULL, NULL);
+    if (conn >= 0) {
+        char request[4096];
+        ssize_t got = read(conn, request, sizeof request);
+        (void)got;
+        const char *reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nabc";
+        ssize_t sent = write(conn, reply, strlen(reply));
+        (void)sent;
+        close(conn);
+    }
+    return NULL;
+}
+
+static void test_abi_contract(void) {
+    /* A thread blocked in next_event(-1) is released by close, with CANCELLED. */
+    norman_client *client = new_client("http://127.0.0.1:1/v0/", 2000);
+    waiter w = {client, NORMAN_OK};
+    pthread_t thread;
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    CHECK(pthread_create(&thread, NULL, wait_forever, &w) == 0);
+    nanosleep(&pause, NULL);
+    double start = now_seconds();
+    CHECK_RC(norman_client_close(client), NORMAN_OK);
+    pthread_join(thread, NULL);
+    CHECK_RC(w.rc, NORMAN_ERROR_CANCELLED);
+    CHECK(now_seconds() - start < 5.0);
+
+    /* After close: set_token and next_event(0) are CANCELLED, as the header says. */
+    CHECK_RC(norman_client_set_token(client, "t"), NORMAN_ERROR_CANCELLED);
+    CHECK_RC(norman_client_set_token(client, NULL), NORMAN_ERROR_CANCELLED);
+    norman_event *event = NULL;
+    CHECK_RC(norman_client_next_event(client, 0, &event), NORMAN_ERROR_CANCELLED);
+    CHECK_RC(norman_client_next_event(client, -1, &event), NORMAN_ERROR_CANCELLED);
+    CHECK(event == NULL);
+    norman_client_free(client);
+
+    /* checksum_to_hex: below 17 bytes (0 included) is BUFFER_TOO_SMALL and writes nothing; any
+     * capacity from 17 up (SIZE_MAX included) writes exactly 17 bytes. */
+    char hex[32];
+    memset(hex, 'x', sizeof hex);
+    CHECK_RC(norman_checksum_to_hex(0x0123456789abcdefULL, hex, 0), NORMAN_ERROR_BUFFER_TOO_SMALL);
+    CHECK_RC(norman_checksum_to_hex(0x0123456789abcdefULL, hex, 16), NORMAN_ERROR_BUFFER_TOO_SMALL);
+    CHECK(hex[0] == 'x');
+    CHECK_RC(norman_checksum_to_hex(0x0123456789abcdefULL, hex, SIZE_MAX), NORMAN_OK);
+    CHECK(strcmp(hex, "0123456789abcdef") == 0 && hex[17] == 'x');
+    CHECK_RC(norman_checksum_to_hex(1, hex, 17), NORMAN_OK);
+    CHECK(strcmp(hex, "0000000000000001") == 0);
+
+    /* Zero timeout or chunk size from the environment: the error names the variable. */
+    norman_config *config = NULL;
+    setenv("NORMAN_TIMEOUT_SECS", "0", 1);
+    CHECK_RC(norman_config_from_env(&config), NORMAN_ERROR_INVALID_CONFIG);
+    CHECK(config == NULL && last_error_mentions("NORMAN_TIMEOUT_SECS"));
+    unsetenv("NORMAN_TIMEOUT_SECS");
+    setenv("NORMAN_CHUNK_SIZE", "0", 1);
+    CHECK_RC(norman_config_from_env(&config), NORMAN_ERROR_INVALID_CONFIG);
+    CHECK(config == NULL && last_error_mentions("NORMAN_CHUNK_SIZE"));
+    unsetenv("NORMAN_CHUNK_SIZE");
+    CHECK_RC(norman_config_from_env(&config), NORMAN_OK);
+    norman_config_free(config);
+
+    /* An authentication header under 16 bytes authenticates nothing: refused before connecting
+     * (port 1 would refuse the connection; the pairing error comes first). */
+    client = new_client("http://127.0.0.1:1/v0/", 2000);
+    norman_upload *upload = NULL;
+    const char *short_headers[] = {"", "AAAA", "MDEyMzQ1Njc4OWFiY2Rl" /* 15 bytes */};
+    for (size_t i = 0; i < sizeof short_headers / sizeof *short_headers; i++) {
+        norman_pairing p = pairing_for(1);
+        p.authentication_header = short_headers[i];
+        CHECK_RC(norman_upload_open(client, &p, &upload), NORMAN_ERROR_INVALID_PAIRING);
+        CHECK(upload == NULL && last_error_mentions("authentication_header"));
+    }
+    norman_pairing sixteen = pairing_for(1);
+    sixteen.authentication_header = "MDEyMzQ1Njc4OWFiY2RlZg=="; /* 16 bytes: valid, then no listener */
+    CHECK_RC(norman_upload_open(client, &sixteen, &upload), NORMAN_ERROR_CONNECT);
+    norman_client_free(client);
+
+    /* A body shorter than announced fails, and every later read fails again: never a 0 that
+     * would pass for the end of a whole file. */
+    int port = 0;
+    int fd = silent_listener(&port);
+    CHECK(fd >= 0);
+    pthread_t server;
+    CHECK(pthread_create(&server, NULL, short_body_server, &fd) == 0);
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d/v0/", port);
+    client = new_client(base, 5000);
+    norman_target target = {NORMAN_TARGET_ASSET, "a", "m", NULL, "x"};
+    norman_download *download = NULL;
+    CHECK_RC(norman_client_retrieve_open(client, &target, &download), NORMAN_OK);
+    if (download) {
+        unsigned char buf[256];
+        size_t n = 0, total = 0;
+        norman_result rc;
+        while ((rc = norman_download_read(download, buf, sizeof buf, &n)) == NORMAN_OK && n > 0) total += n;
+        CHECK(rc != NORMAN_OK && total <= 3);
+        CHECK(norman_download_read(download, buf, sizeof buf, &n) == rc);
+        CHECK(norman_download_read(download, buf, sizeof buf, &n) == rc);
+        norman_download_free(download);
+    }
+    pthread_join(server, NULL);
+    close(fd);
+    norman_client_free(client);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s", getenv("NORMAN_TEST_DIR") ? getenv("NORMAN_TEST_DIR") : "/tmp");
     test_versions_and_codes();
@@ -658,5 +786,6 @@ int main(void) {
     test_concurrent_uploads();
     test_async();
     test_logs();
+    test_abi_contract();
     return finish_tests("test_ffi");
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::routing::{post, MethodRouter};
-use norman::checksum::Hasher;
 use norman::streaming::PartFile;
+use norman::transfer::Verifier;
 use norman::Checksum;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
@@ -254,7 +254,7 @@ async fn fetch(
         progress(state, &target.entity_id, "total_bytes", total).await;
     }
     let mut part = PartFile::create_beside(dest).await.map_err(|e| e.to_string())?;
-    let mut hasher = Hasher::new();
+    let mut hasher = Verifier::new(total);
     let mut last = Instant::now();
     loop {
         let chunk = tokio::time::timeout(IDLE_TIMEOUT, response.chunk())
@@ -269,12 +269,8 @@ async fn fetch(
             last = Instant::now();
         }
     }
-    if let Some(total) = total {
-        if hasher.len() != total {
-            return Err(format!("the link sent {} of the {total} bytes it announced", hasher.len()));
-        }
-    }
-    Ok((part, hasher.digest(), hasher.len()))
+    let whole = hasher.finish("fetching the link").map_err(|e| e.to_string())?;
+    Ok((part, whole.checksum, whole.bytes))
 }
 
 async fn progress(state: &AppState, entity_id: &str, column: &'static str, value: u64) {

@@ -1,0 +1,60 @@
+//! Transfers: the one place that moves a file to or from Norman and checks it arrived whole.
+//!
+//! - [`Uploads`]: allocate a socket (`file-push/socket/pair/*`), stream the file through the fused
+//!   hash + encrypt writer ([`crate::socket::UploadStream`]), complete with the checksum
+//!   (`file-push/socket/complete`); progress per chunk; cancel by dropping the future or
+//!   [`Upload::abort`] (the connection is reset, the backend keeps nothing).
+//! - [`Downloads`]: request a file (`retrieve/*`) and hand back a [`VerifiedStream`], which hashes
+//!   every chunk and checks the length the backend announced, or write it to a file atomically
+//!   ([`VerifiedStream::save_to`], through [`crate::streaming::PartFile`]).
+//! - [`Verifier`]: the hash-and-length check itself, for bodies that come from elsewhere (the
+//!   backend's link pulls).
+//!
+//! The C layer, the `norman` program (push, pull, demo) and `norman serve` call these; none of them
+//! holds its own copy of this logic.
+
+mod download;
+mod upload;
+
+pub use download::{DownloadSummary, Downloads, VerifiedStream, Verifier};
+pub use upload::{Upload, UploadTarget, Uploads};
+
+/// A file Norman stores: a model asset, an invocation input or an invocation output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileTarget {
+    Asset { account_id: String, model_id: String, asset_id: String },
+    Input { account_id: String, model_id: String, invocation_id: String, input_id: String },
+    Output { account_id: String, model_id: String, invocation_id: String, output_id: String },
+}
+
+impl From<UploadTarget> for FileTarget {
+    fn from(target: UploadTarget) -> Self {
+        match target {
+            UploadTarget::Asset { account_id, model_id, asset_id } => {
+                FileTarget::Asset { account_id, model_id, asset_id }
+            }
+            UploadTarget::Input { account_id, model_id, invocation_id, input_id } => {
+                FileTarget::Input { account_id, model_id, invocation_id, input_id }
+            }
+        }
+    }
+}
+
+impl TryFrom<FileTarget> for UploadTarget {
+    type Error = crate::Error;
+
+    /// Outputs are written by Norman, never uploaded.
+    fn try_from(target: FileTarget) -> crate::Result<Self> {
+        match target {
+            FileTarget::Asset { account_id, model_id, asset_id } => {
+                Ok(UploadTarget::Asset { account_id, model_id, asset_id })
+            }
+            FileTarget::Input { account_id, model_id, invocation_id, input_id } => {
+                Ok(UploadTarget::Input { account_id, model_id, invocation_id, input_id })
+            }
+            FileTarget::Output { .. } => {
+                Err(crate::Error::InvalidArgument("outputs cannot be uploaded".into()))
+            }
+        }
+    }
+}
