@@ -105,7 +105,7 @@ async fn query(
     entity_type: Option<&'static str>,
 ) -> ApiResult<RawJson> {
     let legacy = entity_type.is_some();
-    let query = Compiled::new(&body, if legacy { LEGACY_COLUMNS } else { COLUMNS })?;
+    let query = Compiled::from_body(&body, if legacy { LEGACY_COLUMNS } else { COLUMNS })?;
     state
         .db
         .call(move |conn| {

@@ -64,8 +64,18 @@ impl From<rusqlite::Error> for ApiError {
             Some(rusqlite::ErrorCode::ConstraintViolation) => {
                 ApiError::conflict("an object with this id (or unique value) already exists")
             }
-            // Parameters are always bound, so this describes the query, never a client value.
-            _ => ApiError::internal(format!("database error: {e}")),
+            // query.rs keeps queries below SQLite's limits; this is the net behind it.
+            Some(rusqlite::ErrorCode::TooBig) => {
+                ApiError::bad_request("the request is too large for the database")
+            }
+            code => {
+                // The full text (it may quote the SQL) goes to the server's log, not to the client.
+                eprintln!("norman serve: database error: {e}");
+                ApiError::internal(format!(
+                    "database error ({})",
+                    code.map_or("unknown".into(), |c| format!("{c:?}"))
+                ))
+            }
         }
     }
 }

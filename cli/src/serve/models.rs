@@ -11,7 +11,7 @@ use super::flags;
 use super::http::{
     each_object, given_id, json, ordered_object, req_str, ApiError, ApiResult, JsonBody, RawJson,
 };
-use super::query::{Columns, Compiled};
+use super::query::{models_request, Columns, Compiled};
 use super::routes::Generation;
 use super::{store, AppState};
 
@@ -43,18 +43,6 @@ const BASE_COLUMNS: Columns = &[
 /// Models whose flags are all Finished (a model without flags has nothing pending).
 const FINISHED_SQL: &str =
     "NOT EXISTS (SELECT 1 FROM status_flags f WHERE f.entity_id = models.id AND f.flag_value != 3)";
-
-/// GetModelsRequest {constraints, finished_models}, or (as newer clients send) a bare
-/// QueryConstraints, or nothing.
-fn models_request(body: &Value) -> (Value, bool) {
-    match body {
-        Value::Object(obj) if obj.contains_key("constraints") || obj.contains_key("finished_models") => (
-            obj.get("constraints").cloned().unwrap_or(Value::Null),
-            obj.get("finished_models").and_then(Value::as_bool).unwrap_or(false),
-        ),
-        other => (other.clone(), false),
-    }
-}
 
 pub fn load_model(conn: &Connection, account_id: &str, model_id: &str) -> ApiResult<Value> {
     let text: Option<String> = conn
@@ -395,7 +383,7 @@ pub async fn delete_models(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let query = Compiled::new(&body, MODEL_COLUMNS)?;
+    let query = Compiled::from_body(&body, MODEL_COLUMNS)?;
     let blobs = state.blobs.clone();
     state
         .db
@@ -432,8 +420,8 @@ pub async fn get_models(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let (constraints, finished) = models_request(&body);
-    let query = Compiled::new(&constraints, MODEL_COLUMNS)?;
+    let (constraints, finished) = models_request(&body)?;
+    let query = Compiled::new(constraints.as_ref(), MODEL_COLUMNS)?;
     state
         .db
         .call(move |conn| {
@@ -452,8 +440,8 @@ pub async fn get_bases(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let (constraints, finished) = models_request(&body);
-    let query = Compiled::new(&constraints, BASE_COLUMNS)?;
+    let (constraints, finished) = models_request(&body)?;
+    let query = Compiled::new(constraints.as_ref(), BASE_COLUMNS)?;
     state
         .db
         .call(move |conn| {
