@@ -134,6 +134,12 @@ pub fn json(value: Value) -> RawJson {
     RawJson(value.to_string())
 }
 
+/// A request body read as the library's type for it (`norman::objects`); one that does not fit is a
+/// 422 naming the type and the field.
+pub fn typed<T: serde::de::DeserializeOwned>(body: &Value, what: &str) -> ApiResult<T> {
+    T::deserialize(body).map_err(|e| ApiError::unprocessable(format!("the body is not a {what}: {e}")))
+}
+
 /// The body as a JSON object, or a 400 naming what was expected.
 pub fn object<'a>(value: &'a Value, what: &str) -> ApiResult<&'a Map<String, Value>> {
     value.as_object().ok_or_else(|| ApiError::bad_request(format!("{what} must be a JSON object")))

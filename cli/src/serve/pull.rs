@@ -18,18 +18,19 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::routing::{post, MethodRouter};
 use norman::checksum::Hasher;
+use norman::objects::{
+    AssetDownloadRequest, InputDownloadRequest, NormanFileDownloadRequest, OutputDownloadRequest,
+};
 use norman::streaming::PartFile;
 use norman::Checksum;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::auth::Auth;
 use super::db::{new_id, now, parse};
 use super::flags;
-use super::http::{
-    given_id, item_by_id, json, object, opt_str, req_str, str_of, ApiError, ApiResult, JsonBody, RawJson,
-};
+use super::http::{item_by_id, json, str_of, typed, ApiError, ApiResult, JsonBody, RawJson};
 use super::models::{load_model, save_model};
 use super::store::{self, Kind, Target};
 use super::AppState;
@@ -184,21 +185,85 @@ pub fn upload(kind: Kind) -> MethodRouter<AppState> {
     })
 }
 
-/// The links of a request, each checked to be an absolute http(s) URL.
-fn links(obj: &Map<String, Value>) -> ApiResult<Vec<(String, reqwest::Url)>> {
-    let links = obj
-        .get("links")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::unprocessable("field `links` must be a list of URLs"))?;
+/// A link submission (`AssetDownloadRequest`, `InputDownloadRequest` or `OutputDownloadRequest`),
+/// flattened: what [`submit`] needs of any of them.
+struct Submission {
+    request: NormanFileDownloadRequest,
+    /// The asset, input or output the first link fills ("0": a new one).
+    entity_id: String,
+    /// Inputs and outputs.
+    invocation_id: String,
+    signature_id: String,
+    /// Assets: the name of a new one ("" as 0.1.0 sends none: "File").
+    asset_name: String,
+}
+
+impl Submission {
+    fn read(body: &Value, kind: Kind) -> ApiResult<Self> {
+        Ok(match kind {
+            Kind::Asset => {
+                let r: AssetDownloadRequest = typed(body, "AssetDownloadRequest")?;
+                Submission {
+                    request: NormanFileDownloadRequest {
+                        account_id: r.account_id,
+                        model_id: r.model_id,
+                        links: r.links,
+                    },
+                    entity_id: r.asset_id,
+                    invocation_id: String::new(),
+                    signature_id: String::new(),
+                    asset_name: r.asset_name,
+                }
+            }
+            Kind::Input => {
+                let r: InputDownloadRequest = typed(body, "InputDownloadRequest")?;
+                Submission {
+                    request: NormanFileDownloadRequest {
+                        account_id: r.account_id,
+                        model_id: r.model_id,
+                        links: r.links,
+                    },
+                    entity_id: r.input_id,
+                    invocation_id: r.invocation_id,
+                    signature_id: r.signature_id,
+                    asset_name: String::new(),
+                }
+            }
+            Kind::Output => {
+                let r: OutputDownloadRequest = typed(body, "OutputDownloadRequest")?;
+                Submission {
+                    request: NormanFileDownloadRequest {
+                        account_id: r.account_id,
+                        model_id: r.model_id,
+                        links: r.links,
+                    },
+                    entity_id: r.output_id,
+                    invocation_id: r.invocation_id,
+                    signature_id: r.signature_id,
+                    asset_name: String::new(),
+                }
+            }
+        })
+    }
+
+    /// The entity link `i` fills: the one named for the first link (when it names one), else new.
+    fn entity_for(&self, i: usize) -> String {
+        Some(&self.entity_id)
+            .filter(|id| i == 0 && !id.is_empty() && *id != "0")
+            .cloned()
+            .unwrap_or_else(new_id)
+    }
+}
+
+/// Each link checked to be an absolute http(s) URL.
+fn check_links(links: &[String]) -> ApiResult<Vec<reqwest::Url>> {
     if links.is_empty() {
         return Err(ApiError::unprocessable("field `links` is empty"));
     }
     links
         .iter()
         .enumerate()
-        .map(|(i, link)| {
-            let text =
-                link.as_str().ok_or_else(|| ApiError::bad_request(format!("links[{i}] is not a string")))?;
+        .map(|(i, text)| {
             // The link is not echoed: it may carry a signature or other secret.
             let url = reqwest::Url::parse(text)
                 .map_err(|e| ApiError::bad_request(format!("links[{i}] is not a valid URL: {e}")))?;
@@ -208,31 +273,32 @@ fn links(obj: &Map<String, Value>) -> ApiResult<Vec<(String, reqwest::Url)>> {
                     url.scheme()
                 )));
             }
-            Ok((text.to_owned(), url))
+            Ok(url)
         })
         .collect()
 }
 
 async fn submit(state: AppState, auth: Auth, body: Value, kind: Kind) -> ApiResult<RawJson> {
-    let obj = object(&body, "the download request")?.clone();
-    auth.check_field(&obj)?;
-    let links = links(&obj)?;
-    for (i, (_, url)) in links.iter().enumerate() {
+    let mut submission = Submission::read(&body, kind)?;
+    let claimed = &submission.request.account_id;
+    if !claimed.is_empty() && claimed != "0" {
+        auth.check_account(claimed)?;
+    }
+    submission.request.account_id = auth.account_id.clone();
+    for (i, url) in check_links(&submission.request.links)?.iter().enumerate() {
         check_link_host(i, url, &state.pull).await?;
     }
-    let links: Vec<String> = links.into_iter().map(|(text, _)| text).collect();
-    let model_id = req_str(&obj, "model_id")?.to_owned();
-    let account_id = auth.account_id.clone();
-    let links_in = links.clone();
     let jobs = state
         .db
         .tx(move |conn| {
-            let request = json!({ "account_id": account_id, "model_id": model_id, "links": links_in });
+            let request = serde_json::to_value(&submission.request)
+                .map_err(|e| ApiError::internal(format!("encoding the request: {e}")))?;
+            let account_id = &submission.request.account_id;
             let mut jobs = Vec::new();
-            for (i, link) in links_in.iter().enumerate() {
+            for (i, link) in submission.request.links.iter().enumerate() {
                 let (target, tracked) = match kind {
-                    Kind::Asset => track_asset(conn, &obj, &account_id, &model_id, i)?,
-                    Kind::Input | Kind::Output => track_io(conn, &obj, kind, &account_id, &model_id, i)?,
+                    Kind::Asset => track_asset(conn, &submission, i)?,
+                    Kind::Input | Kind::Output => track_io(conn, &submission, kind, i)?,
                 };
                 let mut tracked = tracked;
                 tracked["download_request"] = request.clone();
@@ -268,15 +334,10 @@ fn push_item(owner: &mut Value, list: &str, item: Value) {
 }
 
 /// The asset link `i` fills, added to the model if new; and the TrackedAssetDownload fields.
-fn track_asset(
-    conn: &Connection,
-    obj: &Map<String, Value>,
-    account_id: &str,
-    model_id: &str,
-    i: usize,
-) -> ApiResult<(Target, Value)> {
+fn track_asset(conn: &Connection, submission: &Submission, i: usize) -> ApiResult<(Target, Value)> {
+    let (account_id, model_id) = (&submission.request.account_id, &submission.request.model_id);
     let mut model = load_model(conn, account_id, model_id)?;
-    let asset_id = given_id(obj, "asset_id")?.filter(|_| i == 0).unwrap_or_else(new_id);
+    let asset_id = submission.entity_for(i);
     let asset = match item_by_id(&model, "assets", &asset_id).cloned() {
         Some(asset) => asset,
         None => {
@@ -284,7 +345,7 @@ fn track_asset(
                 "id": asset_id,
                 "account_id": account_id,
                 "model_id": model_id,
-                "asset_name": opt_str(obj, "asset_name")?.unwrap_or("File"),
+                "asset_name": Some(submission.asset_name.as_str()).filter(|n| !n.is_empty()).unwrap_or("File"),
             });
             push_item(&mut model, "assets", asset.clone());
             save_model(conn, &model)?;
@@ -295,8 +356,8 @@ fn track_asset(
     };
     let target = Target {
         kind: Kind::Asset,
-        account_id: account_id.to_owned(),
-        model_id: model_id.to_owned(),
+        account_id: account_id.clone(),
+        model_id: model_id.clone(),
         invocation_id: None,
         entity_id: asset_id,
     };
@@ -304,22 +365,16 @@ fn track_asset(
 }
 
 /// The input or output link `i` fills, added to the invocation if new; and the tracked fields.
-fn track_io(
-    conn: &Connection,
-    obj: &Map<String, Value>,
-    kind: Kind,
-    account_id: &str,
-    model_id: &str,
-    i: usize,
-) -> ApiResult<(Target, Value)> {
-    let (list, id_field, tracked_field, names) = match kind {
-        Kind::Input => ("inputs", "input_id", "invocation_input", flags::INPUT_FLAGS),
-        _ => ("outputs", "output_id", "invocation_output", flags::OUTPUT_FLAGS),
+fn track_io(conn: &Connection, submission: &Submission, kind: Kind, i: usize) -> ApiResult<(Target, Value)> {
+    let (list, tracked_field, names) = match kind {
+        Kind::Input => ("inputs", "invocation_input", flags::INPUT_FLAGS),
+        _ => ("outputs", "invocation_output", flags::OUTPUT_FLAGS),
     };
-    let invocation_id = req_str(obj, "invocation_id")?;
+    let (account_id, model_id) = (&submission.request.account_id, &submission.request.model_id);
+    let invocation_id = submission.invocation_id.as_str();
     let mut invocation = store::load_invocation_of(conn, account_id, invocation_id, model_id)?;
     let model = load_model(conn, account_id, model_id)?;
-    let entity_id = given_id(obj, id_field)?.filter(|_| i == 0).unwrap_or_else(new_id);
+    let entity_id = submission.entity_for(i);
     let signature = match item_by_id(&invocation, list, &entity_id).cloned() {
         Some(signature) => signature,
         None => {
@@ -327,7 +382,7 @@ fn track_io(
                 "id": entity_id,
                 "account_id": account_id,
                 "model_id": model_id,
-                "signature_id": opt_str(obj, "signature_id")?.unwrap_or("0"),
+                "signature_id": Some(submission.signature_id.as_str()).filter(|s| !s.is_empty()).unwrap_or("0"),
                 "invocation_id": invocation_id,
                 "display_title": "",
             });
