@@ -398,6 +398,14 @@ async fn queries_too_large_for_sqlite_are_400_naming_the_limit() {
         let detail = answer["detail"].as_str().unwrap();
         assert!(detail.contains(limit) && !detail.contains("SELECT"), "{route}: {detail}");
     }
+    // A body too large to read at all is refused naming that limit.
+    let big: Vec<Value> = (0..40_000)
+        .map(|i| json!({"table": "Status_Flags", "column": "Entity_ID", "operator": "=", "value": format!("{i:036}")}))
+        .collect();
+    let big = json!({"filter": {"join_condition": "OR", "children": big}});
+    let (status, answer) = api.call(Method::POST, "persist/flags/get", Some(big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer["detail"].as_str().unwrap().contains("2097152 bytes"), "{answer}");
     // Just under the limits is fine.
     let ids: Vec<String> = (0..10_000).map(|i| format!("id-{i}")).collect();
     let in_10k = json!({"filter": {"children": [{"table": "Models", "column": "ID", "operator": "IN", "value": ids}]}});

@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The largest request body read (uploads go through their own sockets, not HTTP bodies).
+pub const MAX_BODY: usize = 2 << 20;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -92,9 +95,13 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), format!("reading the request body: {}", e.body_text())))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                e.status(),
+                format!("the request body is larger than {MAX_BODY} bytes (the limit of this server)"),
+            ),
+            status => ApiError::new(status, format!("reading the request body: {}", e.body_text())),
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Null));
         }

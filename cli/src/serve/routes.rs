@@ -9,7 +9,7 @@
 //!
 //! Every other route is the same in both.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v0", current())
         .nest("/legacy/v0", legacy())
+        .layer(DefaultBodyLimit::max(http::MAX_BODY))
         .fallback(http::not_found)
         .with_state(state)
 }
