@@ -115,27 +115,28 @@ fn server_addr(serve: &Serve) -> SocketAddr {
 }
 
 /// Writes `prefix`, then one more byte every 200 ms while the server keeps the connection; returns how
-/// long the server took to close it (None: still open after 6 s).
-async fn trickle(addr: SocketAddr, prefix: &'static [u8]) -> Option<Duration> {
+/// long the server took to close it (None: still open after 6 s) and what it answered meanwhile.
+async fn trickle(addr: SocketAddr, prefix: &'static [u8]) -> (Option<Duration>, Vec<u8>) {
     let start = Instant::now();
     let mut conn = TcpStream::connect(addr).await.unwrap();
+    let mut answer = Vec::new();
     if !prefix.is_empty() && conn.write_all(prefix).await.is_err() {
-        return Some(start.elapsed());
+        return (Some(start.elapsed()), answer);
     }
     let mut buf = [0u8; 1024];
     while start.elapsed() < Duration::from_secs(6) {
         match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
-            Ok(Ok(_)) => {} // an error answer: the close follows
+            Ok(Ok(0)) | Ok(Err(_)) => return (Some(start.elapsed()), answer),
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]), // an error answer: the close follows
             Err(_) if !prefix.is_empty() => {
                 if conn.write_all(b"a").await.is_err() {
-                    return Some(start.elapsed());
+                    return (Some(start.elapsed()), answer);
                 }
             }
             Err(_) => {}
         }
     }
-    None
+    (None, answer)
 }
 
 /// A connection that made one complete request and then idles; how long until the server closes it.
@@ -164,15 +165,24 @@ async fn slow_headers_and_idle_connections_are_closed_after_the_deadline() {
     let serve = Serve::start(dir.path(), &["--header-timeout-secs", "1"]);
     let addr = server_addr(&serve);
     let mut tasks = tokio::task::JoinSet::new();
-    // 200 connections trickling a request head, 100 sending nothing, 50 idle after a request.
-    for i in 0..350 {
+    // 200 connections trickling a request head, 100 sending nothing, 50 idle after a request, 20
+    // trickling the body of a request that needs no token.
+    const SLOW_BODY: &[u8] = b"POST /v0/authenticate/login/key HTTP/1.1\r\nHost: x\r\n\
+        Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"api_key\": \"";
+    for i in 0..370 {
         tasks.spawn(async move {
             match i {
+                350.. => {
+                    let (closed, answer) = trickle(addr, SLOW_BODY).await;
+                    let text = String::from_utf8_lossy(&answer);
+                    assert!(text.starts_with("HTTP/1.1 408") && text.contains("within 1 s"), "{text}");
+                    ("slow body", closed)
+                }
                 0..200 => (
                     "trickling",
-                    trickle(addr, b"GET /v0/persist/models/get HTTP/1.1\r\nHost: x\r\nX-Slow: ").await,
+                    trickle(addr, b"GET /v0/persist/models/get HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.0,
                 ),
-                200..300 => ("silent", trickle(addr, b"").await),
+                200..300 => ("silent", trickle(addr, b"").await.0),
                 _ => ("idle keep-alive", idle_after_one_request(addr).await),
             }
         });
@@ -185,7 +195,7 @@ async fn slow_headers_and_idle_connections_are_closed_after_the_deadline() {
         slowest = slowest.max(took);
     }
     assert!(slowest < Duration::from_secs(4), "slowest close took {slowest:?}");
-    eprintln!("350 connections closed, the slowest after {slowest:?}");
+    eprintln!("370 connections closed, the slowest after {slowest:?}");
     // Meanwhile and afterwards, ordinary requests are served.
     let api = Api::signup(&serve.base_url).await;
     assert_eq!(api.call(Method::POST, "persist/models/get", None).await.0, StatusCode::OK);

@@ -91,11 +91,20 @@ pub async fn not_found() -> ApiError {
 /// A JSON request body as a `Value`; no body (or only whitespace) is `Value::Null`.
 pub struct JsonBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<super::AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| match e.status() {
+    async fn from_request(req: Request, state: &super::AppState) -> Result<Self, Self::Rejection> {
+        // The body has the same deadline as the headers: a client trickling it cannot hold a handler.
+        let limit = state.header_timeout;
+        let read = tokio::time::timeout(limit, axum::body::Bytes::from_request(req, state));
+        let bytes = read.await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {} s", limit.as_secs()),
+            )
+        })?;
+        let bytes = bytes.map_err(|e| match e.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
                 e.status(),
                 format!("the request body is larger than {MAX_BODY} bytes (the limit of this server)"),

@@ -79,7 +79,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 300)]
     pairing_ttl_secs: u64,
     /// Deadline for a request's headers, counted from the connection (or from the previous response
-    /// on a kept-alive connection, so idle connections close after it too), in seconds.
+    /// on a kept-alive connection, so idle connections close after it too), and again for its JSON
+    /// body, in seconds.
     #[arg(long, default_value_t = 30)]
     header_timeout_secs: u64,
     /// The largest file a link pull (`file-pull/upload/*`) may fetch, in bytes.
@@ -156,6 +157,8 @@ pub struct AppState {
     pending: Arc<Mutex<HashMap<String, uploads::PendingUpload>>>,
     http: reqwest::Client,
     pull: pull::PullLimits,
+    /// Deadline of a request's headers, and of its JSON body once the headers are in.
+    header_timeout: Duration,
 }
 
 /// Opens (or creates) the data directory, binds the listener and serves in the background.
@@ -178,6 +181,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, String> {
         pending: Arc::default(),
         http: pull::client(&opts.pull)?,
         pull: opts.pull,
+        header_timeout: opts.header_timeout,
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(uploads::reap_expired(state.clone(), stop.subscribe()));
