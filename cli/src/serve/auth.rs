@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -15,8 +16,9 @@ use super::db::{new_id, now, now_ms, parse};
 use super::http::{json, object, opt_str, req_str, typed, ApiError, ApiResult, JsonBody, RawJson};
 use super::AppState;
 use norman::objects::{
-    AccountIdPasswordLoginRequest, ApiKeyLoginRequest, EmailOtpLoginRequest, EmailOtpVerificationRequest,
-    EmailPasswordLoginRequest, NamePasswordLoginRequest, RegisterAuthFactorRequest,
+    Account, AccountIdPasswordLoginRequest, ApiKeyLoginRequest, EmailOtpLoginRequest,
+    EmailOtpVerificationRequest, EmailPasswordLoginRequest, LoginResponse, NamePasswordLoginRequest,
+    RegisterAuthFactorRequest,
 };
 
 /// The account a valid access token belongs to.
@@ -165,19 +167,25 @@ pub fn insert_account(conn: &Connection, sent: Option<&serde_json::Map<String, V
     Ok(account)
 }
 
-/// Issues a fresh access and id token for `account_id`: the LoginResponse.
+/// Issues a fresh access and id token for `account_id`: the LoginResponse, as JSON.
 fn issue_login(conn: &Connection, account_id: &str) -> ApiResult<Value> {
-    let account = load_account(conn, account_id)?.ok_or_else(|| ApiError::unauthorized("no such account"))?;
-    let access = random_secret("nat_");
-    let id_token = random_secret("nit_");
+    let stored = load_account(conn, account_id)?.ok_or_else(|| ApiError::unauthorized("no such account"))?;
+    let account =
+        Account::deserialize(&stored).map_err(|e| ApiError::internal(format!("stored account: {e}")))?;
+    let login = LoginResponse {
+        account: Some(account),
+        access_token: Some(random_secret("nat_").into()),
+        id_token: Some(random_secret("nit_").into()),
+    };
     let time = now();
-    for (token, kind) in [(&access, "access"), (&id_token, "id")] {
+    for (token, kind) in [(&login.access_token, "access"), (&login.id_token, "id")] {
+        let token = token.as_ref().map(|t| t.expose().as_str()).unwrap_or_default();
         conn.execute(
             "INSERT INTO tokens (token_hash, account_id, kind, creation_time) VALUES (?1, ?2, ?3, ?4)",
             params![secret_hash(token), account_id, kind, time],
         )?;
     }
-    Ok(json!({ "account": account, "access_token": access, "id_token": id_token }))
+    serde_json::to_value(&login).map_err(|e| ApiError::internal(format!("encoding the login: {e}")))
 }
 
 fn factor_counts(conn: &Connection, account_id: &str) -> ApiResult<(i64, i64, i64)> {
