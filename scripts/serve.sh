@@ -1,11 +1,11 @@
 # Sourced by the test and bench scripts: runs a `norman serve` in the background on a free loopback
-# port. `start_serve BIN DATA_DIR` sets serve_pid and base_url (empty, with the server's stderr
+# port (links to loopback allowed: tests pull from local servers). `start_serve BIN DATA_DIR` sets serve_pid and base_url (empty, with the server's stderr
 # shown, when it did not start within 10 s); `stop_serve` ends it. Its output goes to files in
 # DATA_DIR's parent, never to a pipe that could fill up.
 start_serve() {
     local bin=$1 dir=$2
     mkdir -p "$dir"
-    "$bin" serve --listen 127.0.0.1:0 --data-dir "$dir" >"$dir.out" 2>"$dir.err" &
+    "$bin" serve --listen 127.0.0.1:0 --data-dir "$dir" --allow-private-links >"$dir.out" 2>"$dir.err" &
     serve_pid=$!
     base_url=
     for _ in $(seq 1 100); do

@@ -39,10 +39,8 @@ pub fn run(args: DemoArgs) -> CliResult {
 async fn demo(dir: &Path, size_mib: u64) -> CliResult {
     let size = size_mib * 1024 * 1024;
     let server = serve::start(ServeOptions {
-        listen: ([127, 0, 0, 1], 0).into(),
-        data_dir: dir.join("backend"),
         pairing_ttl: Duration::from_secs(60),
-        max_open_pairings: 64,
+        ..ServeOptions::new(([127, 0, 0, 1], 0).into(), dir.join("backend"))
     })
     .await?;
     print_line(&format!(
@@ -69,7 +67,7 @@ async fn round_trip(dir: &Path, size: u64, base_url: &str) -> CliResult {
 
     let model = Model::new(&account.id, "demo-model", "v1").with_asset("File");
     let model =
-        http.persist().create_models(&[model]).await.map_err(e)?.into_values().next().ok_or("no model")?;
+        http.persist().create_models(&[model]).await.map_err(e)?.into_iter().next().ok_or("no model")?;
     let asset_id = model.asset_id("File").ok_or("the model came back without its File asset")?.to_owned();
     print_line(&format!("3. created model {} ({}) with asset File ({asset_id})", model.name, model.id))?;
 

@@ -192,7 +192,7 @@ fn push_and_pull_through_a_real_backend() {
         let account_id = login.account.unwrap().id;
         let http = serve.http().with_token(token.clone());
         let model = norman::objects::Model::new(&account_id, "cli-model", "v1").with_asset("File");
-        let model = http.persist().create_models(&[model]).await.unwrap().into_values().next().unwrap();
+        let model = http.persist().create_models(&[model]).await.unwrap().into_iter().next().unwrap();
         (token, account_id, model)
     });
     let asset = format!("{account_id}/{}/{}", model.id, model.asset_id("File").unwrap());

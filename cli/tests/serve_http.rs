@@ -128,6 +128,11 @@ impl Api {
         (status, value)
     }
 
+    /// The same account on the norman-core 0.1.0 generation of the API (PROTOCOL.md §5).
+    fn legacy(&self) -> Api {
+        Api { base: self.base.replace("/v0/", "/legacy/v0/"), ..self.clone() }
+    }
+
     /// A call that must succeed; returns its JSON.
     async fn ok(&self, method: Method, route: &str, body: Option<Value>) -> Value {
         let (status, value) = self.call(method.clone(), route, body).await;
@@ -245,9 +250,9 @@ fn model_json(name: &str, account_id: &str) -> Value {
 /// Creates a model; returns (model id, first asset id).
 async fn create_model(api: &Api, account_id: &str, name: &str) -> (String, String) {
     let created = api.post("persist/models/", json!([model_json(name, account_id)])).await;
-    let (id, model) = created.as_object().unwrap().iter().next().unwrap();
+    let model = &created.as_array().unwrap()[0];
     assert_eq!(model["name"], json!(name));
-    (id.clone(), model["assets"][0]["id"].as_str().unwrap().to_owned())
+    (model["id"].as_str().unwrap().to_owned(), model["assets"][0]["id"].as_str().unwrap().to_owned())
 }
 
 /// Pairs for the asset, sends `data`, and returns (pairing, sent checksum).
@@ -327,18 +332,21 @@ async fn requests_without_a_valid_token_are_401_and_unknown_routes_404() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let anonymous = server.api();
-    for (method, route) in [
-        (Method::POST, "persist/models/get"),
-        (Method::POST, "persist/flags/get"),
-        (Method::POST, "persist/model/flags/get"),
-        (Method::POST, "file-push/socket/pair/asset"),
-        (Method::GET, "file-pull/metadata/x"),
-        (Method::GET, "retrieve/asset/a/b/c"),
-        (Method::POST, "authenticate/accounts/get"),
-        (Method::POST, "persist/accounts/get"),
+    let legacy = anonymous.legacy();
+    for (api, method, route) in [
+        (&anonymous, Method::POST, "persist/models/get"),
+        (&anonymous, Method::POST, "persist/flags/get"),
+        (&anonymous, Method::POST, "file-push/socket/pair/asset"),
+        (&anonymous, Method::GET, "file-pull/metadata/x"),
+        (&anonymous, Method::GET, "retrieve/asset/a/b/c"),
+        (&anonymous, Method::POST, "authenticate/accounts/get"),
+        (&legacy, Method::POST, "persist/models/get"),
+        (&legacy, Method::POST, "persist/model/flags/get"),
+        (&legacy, Method::POST, "persist/accounts/get"),
+        (&legacy, Method::GET, "retrieve/asset/a/b/c"),
     ] {
-        let (status, body) = anonymous.call(method.clone(), route, None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {route}");
+        let (status, body) = api.call(method.clone(), route, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {}{route}", api.base);
         assert!(body["detail"].is_string(), "{body}");
     }
     let forged = Api { token: Some("nat_not-a-token".into()), ..anonymous.clone() };
@@ -348,6 +356,15 @@ async fn requests_without_a_valid_token_are_401_and_unknown_routes_404() {
     let (status, body) = api.call(Method::POST, "persist/no/such/route", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["detail"].is_string());
+    // Each generation serves only its own routes (§5: the 0.1.0 ones live under /legacy/v0/).
+    for (api, route) in [
+        (&api, "persist/model/flags/get"),
+        (&api, "persist/accounts/get"),
+        (&api.legacy(), "persist/flags/get"),
+        (&api.legacy(), "authenticate/accounts/get"),
+    ] {
+        assert_eq!(api.call(Method::POST, route, None).await.0, StatusCode::NOT_FOUND, "{}{route}", api.base);
+    }
     // Bad JSON and missing fields are 4xx with a detail.
     let resp = api
         .http
@@ -491,7 +508,7 @@ async fn signup_login_registration_and_accounts() {
     assert_eq!(by_email["account"]["id"], json!(account_id));
 
     // Accounts routes (current and §5): a token sees and changes only its own account.
-    for prefix in ["authenticate/accounts", "persist/accounts"] {
+    for (api, prefix) in [(&api, "authenticate/accounts"), (&api.legacy(), "persist/accounts")] {
         let all = api.post(&format!("{prefix}/get"), Value::Null).await;
         assert_eq!(all.as_object().unwrap().keys().collect::<Vec<_>>(), vec![&account_id], "{prefix}: {all}");
     }
@@ -504,6 +521,7 @@ async fn signup_login_registration_and_accounts() {
         .await;
     assert_eq!(changed, json!(1));
     let replaced = api
+        .legacy()
         .ok(
             Method::PUT,
             "persist/accounts",
@@ -592,7 +610,7 @@ async fn models_versions_bases_and_queries() {
     v2["model_base_id"] = json!(base_id);
     v2["version_label"] = json!("v2");
     let added = api.post("persist/models/version", json!([v2])).await;
-    let v2_id = added.as_object().unwrap().keys().next().unwrap().clone();
+    let v2_id = added[0]["id"].as_str().unwrap().to_owned();
     let bases =
         api.post("persist/models/bases/get", json!({"constraints": null, "finished_models": false})).await;
     assert_eq!(bases.as_object().unwrap().len(), 3);
@@ -621,9 +639,14 @@ async fn models_versions_bases_and_queries() {
     // Replace, then delete by constraints.
     let mut replaced = model.clone();
     replaced["short_description"] = json!("changed");
-    let out = api.ok(Method::PATCH, "persist/models/", Some(json!([replaced]))).await;
+    let out = api.ok(Method::PATCH, "persist/models/", Some(json!([replaced.clone()]))).await;
+    assert_eq!(out[0]["id"], json!(alpha));
+    assert_eq!(out[0]["short_description"], json!("changed"));
+    assert_eq!(out[0]["model_base_id"], json!(base_id));
+    // The same write on the 0.1.0 generation answers {id: Model}.
+    let out = api.legacy().ok(Method::PATCH, "persist/models/", Some(json!([replaced]))).await;
+    assert_eq!(out.as_object().unwrap().len(), 1, "{out}");
     assert_eq!(out[&alpha]["short_description"], json!("changed"));
-    assert_eq!(out[&alpha]["model_base_id"], json!(base_id));
     let gone = api
         .ok(Method::DELETE, "persist/models/", Some(json!({"filter": {"children": [{"table": "Models", "column": "Name", "operator": "!=", "value": "alpha"}]}})))
         .await;
@@ -648,7 +671,7 @@ async fn models_versions_bases_and_queries() {
     let mut stolen = model_json("stolen", &other_id);
     stolen["model_base_id"] = json!(base_id);
     let (status, _) = other.call(Method::POST, "persist/models/", Some(json!([stolen]))).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "another account's base");
+    assert_eq!(status, StatusCode::CONFLICT, "another account's base");
 }
 
 #[tokio::test]
@@ -688,12 +711,15 @@ async fn invocations_by_name_history_and_notifications() {
     assert_eq!(bases.as_object().unwrap().values().next().unwrap()["invocation_count"], json!(3));
 
     // Flags exist for each part (legacy numbering: Not_Started = 1).
-    let legacy =
-        api.post("persist/invocation/flags/get", entity_filter("Invocation_Flags", &[invocation_id])).await;
+    let legacy = api
+        .legacy()
+        .post("persist/invocation/flags/get", entity_filter("Invocation_Flags", &[invocation_id]))
+        .await;
     assert_eq!(legacy[invocation_id][0]["flag_name"], json!("Model_Function_Run"));
     assert_eq!(legacy[invocation_id][0]["flag_value"], json!(1));
     let input_id = invocation["inputs"][0]["id"].as_str().unwrap();
-    let input_flags = api.post("persist/input/flags/get", entity_filter("Input_Flags", &[input_id])).await;
+    let input_flags =
+        api.legacy().post("persist/input/flags/get", entity_filter("Input_Flags", &[input_id])).await;
     assert_eq!(input_flags[input_id].as_array().unwrap().len(), 2);
 
     // Notifications follow transfers: a failed upload leaves an Error one.
@@ -737,12 +763,14 @@ async fn asset_upload_retrieve_ranges_and_one_connection_per_pairing() {
 
     // The asset and its model are Finished, in both numberings.
     api.wait_flags(&[&asset_id, &model_id], 3).await;
-    let legacy = api.post("persist/model/flags/get", entity_filter("Model_Flags", &[&model_id])).await;
+    let legacy =
+        api.legacy().post("persist/model/flags/get", entity_filter("Model_Flags", &[&model_id])).await;
     let names: Vec<&str> =
         legacy[&model_id].as_array().unwrap().iter().map(|f| f["flag_name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["File_EFS_Staging", "File_S3_Storage"]);
     assert!(legacy[&model_id].as_array().unwrap().iter().all(|f| f["flag_value"] == json!(4)), "{legacy}");
     let legacy = api
+        .legacy()
         .post(
             "persist/asset/flags/get",
             json!({"filter": {"children": [
@@ -959,7 +987,8 @@ async fn serve_links(content: Vec<u8>) -> String {
 #[tokio::test]
 async fn file_pull_downloads_links_and_tracks_them() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    // The links are on loopback.
+    let server = Server::start(dir.path(), &["--allow-private-links"]);
     let (api, account_id) = server.api().signup().await;
     let (model_id, asset_id) = create_model(&api, &account_id, "pulled").await;
     let content = common::random_bytes(1_000_003, 11);
@@ -1083,12 +1112,12 @@ async fn the_echo_model_returns_its_input() {
         ("persist/input/flags/get", "Input_Flags", input_id),
         ("persist/output/flags/get", "Output_Flags", output_id),
     ] {
-        let flags = api.post(route, entity_filter(table, &[entity])).await;
+        let flags = api.legacy().post(route, entity_filter(table, &[entity])).await;
         let flags = flags[entity].as_array().unwrap();
         assert!(!flags.is_empty() && flags.iter().all(|f| f["flag_value"] == json!(4)), "{route}: {flags:?}");
-        assert_eq!(api.post(route, entity_filter(table, &["someone-else"])).await, json!({}));
+        assert_eq!(api.legacy().post(route, entity_filter(table, &["someone-else"])).await, json!({}));
     }
-    let output_flags = api.post("persist/output/flags/get", Value::Null).await;
+    let output_flags = api.legacy().post("persist/output/flags/get", Value::Null).await;
     assert_eq!(
         output_flags.as_object().unwrap().keys().collect::<Vec<_>>(),
         vec![output_id],

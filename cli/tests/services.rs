@@ -29,7 +29,7 @@ async fn create_model(http: &HttpClient, account_id: &str, name: &str) -> Model 
     let model = Model::new(account_id, name, "v1").with_asset("File");
     let created = http.persist().create_models(&[model]).await.expect("create model");
     assert_eq!(created.len(), 1);
-    created.into_values().next().expect("one model")
+    created.into_iter().next().expect("one model")
 }
 
 async fn read_all(mut stream: norman::http::ByteStream) -> Vec<u8> {
@@ -270,7 +270,8 @@ async fn echo_model_invocation_round_trip_and_invocation_routes() {
 #[tokio::test]
 async fn file_pull_fetches_a_link_and_tracks_it() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), &[]);
+    // The link is on loopback.
+    let serve = Serve::start(dir.path(), &["--allow-private-links"]);
     let (http, _, account_id) = signed_up(&serve).await;
     let model = create_model(&http, &account_id, "pulled").await;
     let content = random_bytes(400_000, 12);
@@ -433,7 +434,7 @@ async fn model_versions_bases_updates_and_history() {
     let v1 = create_model(&http, &account_id, "versioned").await;
     let mut v2 = Model::new(&account_id, "versioned", "v2");
     v2.model_base_id = v1.model_base_id.clone();
-    let v2 = http.persist().create_model_versions(&[v2]).await.unwrap().into_values().next().unwrap();
+    let v2 = http.persist().create_model_versions(&[v2]).await.unwrap().into_iter().next().unwrap();
     assert_eq!(v2.model_base_id, v1.model_base_id);
     assert_ne!(v2.id, v1.id);
 
@@ -453,10 +454,85 @@ async fn model_versions_bases_updates_and_history() {
     let mut renamed = v2.clone();
     renamed.short_description = "now described".into();
     let patched = http.persist().update_models(&[renamed]).await.unwrap();
-    assert_eq!(patched.get(&v2.id).map(|m| m.short_description.as_str()), Some("now described"));
+    assert_eq!(
+        patched.iter().map(|m| (m.id.as_str(), m.short_description.as_str())).collect::<Vec<_>>(),
+        [(v2.id.as_str(), "now described")]
+    );
 
     let invocation =
         http.persist().create_invocations(&[Invocation::new(&account_id, &v1.id)]).await.unwrap().remove(0);
     let history = http.persist().get_invocation_history(None).await.unwrap();
     assert!(history.contains_key(&invocation.id), "{history:?}");
+}
+
+/// The model writes answer `[Model]` under /v0/ and `{id: Model}` under /legacy/v0/ (PROTOCOL.md §2,
+/// §5); the client reads both, in request order. A `model_base_id` naming no base creates it.
+#[tokio::test]
+async fn model_writes_read_both_api_generations() {
+    use norman::objects::GetModelsRequest;
+    use serde_json::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[]);
+    let (current, login, account_id) = signed_up(&serve).await;
+    let legacy_config =
+        norman::AppConfig { base_url: serve.base_url.replace("/v0/", "/legacy/v0/"), ..serve.config() };
+    let token = login.access_token.as_ref().unwrap().expose().clone();
+    let legacy = HttpClient::new(&legacy_config).unwrap().with_token(token);
+
+    for (generation, http) in [("current", &current), ("legacy", &legacy)] {
+        // The raw shapes.
+        let raw: Value = http
+            .json(
+                Method::POST,
+                "persist/models/",
+                Some(&[Model::new(&account_id, format!("raw-{generation}"), "v1")]),
+            )
+            .await
+            .unwrap();
+        match generation {
+            "current" => assert!(raw.is_array() && raw[0]["id"].is_string(), "{raw}"),
+            _ => assert!(raw.is_object() && raw.as_object().unwrap().len() == 1, "{raw}"),
+        }
+
+        // Several models: the answer keeps the request order (names chosen so that neither id nor
+        // name order matches it).
+        let names = ["zulu", "alpha", "mike", "bravo"].map(|n| format!("{n}-{generation}"));
+        let sent: Vec<Model> =
+            names.iter().map(|n| Model::new(&account_id, n, "v1").with_asset("File")).collect();
+        let created = http.persist().create_models(&sent).await.unwrap();
+        let got: Vec<&str> = created.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(got, names.iter().map(String::as_str).collect::<Vec<_>>(), "{generation}");
+        assert!(created.iter().all(|m| m.id != "0" && m.model_base_id != "0" && m.assets[0].id != "0"));
+
+        // A base id nobody has yet: the base is created with it.
+        let fresh_base = format!("base-{generation}-{}", created[0].id);
+        let mut under_new_base = Model::new(&account_id, format!("based-{generation}"), "v1");
+        under_new_base.model_base_id = fresh_base.clone();
+        let made = http.persist().create_models(&[under_new_base]).await.unwrap();
+        assert_eq!(made[0].model_base_id, fresh_base);
+        let bases = http.persist().get_model_bases(&GetModelsRequest::default()).await.unwrap();
+        assert_eq!(bases[&fresh_base].model_previews.len(), 1, "{generation}");
+
+        // Versions and updates, in both shapes.
+        let mut v2 = Model::new(&account_id, format!("based-{generation}"), "v2");
+        v2.model_base_id = fresh_base.clone();
+        let mut v3 = v2.clone();
+        v3.version_label = "v3".into();
+        let versions = http.persist().create_model_versions(&[v2, v3]).await.unwrap();
+        assert_eq!(versions.iter().map(|m| m.version_label.as_str()).collect::<Vec<_>>(), ["v2", "v3"]);
+        let mut changed = vec![created[2].clone(), created[1].clone()];
+        changed[0].short_description = "first".into();
+        changed[1].short_description = "second".into();
+        let updated = http.persist().update_models(&changed).await.unwrap();
+        let got: Vec<(&str, &str)> =
+            updated.iter().map(|m| (m.id.as_str(), m.short_description.as_str())).collect();
+        assert_eq!(got, [(created[2].id.as_str(), "first"), (created[1].id.as_str(), "second")]);
+    }
+    // Same data behind both base paths.
+    let all = |http: &HttpClient| {
+        let http = http.clone();
+        async move { http.persist().get_models(&GetModelsRequest::default()).await.unwrap().len() }
+    };
+    assert_eq!(all(&current).await, all(&legacy).await);
+    assert_eq!(all(&current).await, 2 * (1 + 4 + 1 + 2));
 }

@@ -64,7 +64,8 @@ int main(void) {
              "\"assets\":[{\"account_id\":\"%s\",\"asset_name\":\"File\"}]}]",
              account, account);
     TRY(call(client, "POST", "persist/models/", json, body, sizeof body));
-    json_value(body, "{", "{\"", model, sizeof model);
+    /* The asset's model_id is the model's: found the same in [Model] (today's API) and {id: Model} (0.1.0). */
+    json_value(body, "\"assets\"", "\"model_id\":\"", model, sizeof model);
     json_value(body, "\"assets\"", "\"id\":\"", asset, sizeof asset);
 
     /* 4. Stream bytes to the asset: allocate + connect, write (any sizes), finish = complete. */

@@ -48,6 +48,8 @@ pub struct LoginResponse {
 /// POST `authenticate/login/key`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKeyLoginRequest {
+    /// The key names its account: a backend may accept a request without this ("" when absent).
+    #[serde(default)]
     pub account_id: String,
     #[serde(with = "super::secret")]
     pub api_key: Sensitive<String>,

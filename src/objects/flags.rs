@@ -37,6 +37,18 @@ pub enum StatusFlagValue {
 }
 
 impl StatusFlagValue {
+    /// From the current numbering (Not_Started=0 ... Error=4); `None` for any other number.
+    pub fn from_number(value: i64) -> Option<Self> {
+        match value {
+            0 => Some(StatusFlagValue::NotStarted),
+            1 => Some(StatusFlagValue::Enqueued),
+            2 => Some(StatusFlagValue::InProgress),
+            3 => Some(StatusFlagValue::Finished),
+            4 => Some(StatusFlagValue::Error),
+            _ => None,
+        }
+    }
+
     /// From the numbering of the earlier API (PROTOCOL.md §5): Error=0, Not_Started=1, Enqueued=2,
     /// In_Progress=3, Finished=4. `None` for any other number.
     pub fn from_legacy(value: i64) -> Option<Self> {
@@ -255,7 +267,9 @@ mod tests {
         for (legacy, value) in pairs {
             assert_eq!(StatusFlagValue::from_legacy(legacy), Some(value));
             assert_eq!(value.to_legacy(), legacy);
+            assert_eq!(StatusFlagValue::from_number(value as i64), Some(value));
         }
+        assert_eq!(StatusFlagValue::from_number(5), None);
         assert_eq!(StatusFlagValue::from_legacy(5), None);
         assert_eq!(StatusFlagValue::from_legacy(-1), None);
     }

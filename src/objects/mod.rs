@@ -46,6 +46,45 @@ pub use query::{
 /// Defined with the upload socket; re-exported here so every wire object has one home.
 pub use crate::socket::SocketPairingResponse;
 
+/// An answer that is `[T]` from the current API or `{id: T}` from the earlier one (PROTOCOL.md §2,
+/// §5: the model writes), as the items in the order received. A client cannot know which generation
+/// of backend it talks to, so it reads both.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListOrMap<T>(pub Vec<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ListOrMap<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+            type Value = ListOrMap<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of objects or a map of id to object")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // The hint comes from the peer: cap what it may make us reserve.
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(ListOrMap(items))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+                while let Some((_, item)) = map.next_entry::<serde::de::IgnoredAny, T>()? {
+                    items.push(item);
+                }
+                Ok(ListOrMap(items))
+            }
+        }
+
+        deserializer.deserialize_any(Items(std::marker::PhantomData))
+    }
+}
+
 /// The default of every `id` field: "0" means "not assigned yet, the backend assigns one".
 pub(crate) fn default_id() -> String {
     String::from("0")
@@ -103,6 +142,19 @@ mod tests {
         assert_eq!(format_unix_micros(951_782_400, 0), "2000-02-29T00:00:00.000000Z");
         assert_eq!(format_unix_micros(1_735_689_599, 999_999), "2024-12-31T23:59:59.999999Z");
         assert_eq!(format_unix_micros(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn list_or_map_reads_both_shapes_in_order() {
+        let list: ListOrMap<i64> = serde_json::from_str("[3, 1, 2]").unwrap();
+        assert_eq!(list.0, [3, 1, 2]);
+        // Keys in document order, not sorted.
+        let map: ListOrMap<i64> = serde_json::from_str(r#"{"z": 3, "a": 1, "m": 2}"#).unwrap();
+        assert_eq!(map.0, [3, 1, 2]);
+        assert_eq!(serde_json::from_str::<ListOrMap<i64>>("{}").unwrap().0, Vec::<i64>::new());
+        for bad in ["3", "null", "\"x\"", r#"{"a": "x"}"#, r#"["x"]"#] {
+            assert!(serde_json::from_str::<ListOrMap<i64>>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

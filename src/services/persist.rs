@@ -5,7 +5,7 @@ use reqwest::Method;
 use crate::error::Result;
 use crate::http::HttpClient;
 use crate::objects::{
-    GetModelsRequest, Invocation, Model, ModelBase, ModelPreview, Notification, QueryConstraints,
+    GetModelsRequest, Invocation, ListOrMap, Model, ModelBase, ModelPreview, Notification, QueryConstraints,
 };
 
 /// Models, model bases and versions, invocations and notifications.
@@ -24,19 +24,26 @@ impl Persist<'_> {
         self.http.json(Method::POST, "persist/models/bases/get", Some(request)).await
     }
 
-    /// `POST persist/models/`: creates models (each under a new or given model base).
-    pub async fn create_models(&self, models: &[Model]) -> Result<HashMap<String, Model>> {
-        self.http.json(Method::POST, "persist/models/", Some(models)).await
+    /// `POST persist/models/`: creates models (each under a new or given model base); the models as
+    /// stored, in request order. The backend answers `[Model]` (current API) or `{id: Model}`
+    /// (norman-core 0.1.0's): both are read.
+    pub async fn create_models(&self, models: &[Model]) -> Result<Vec<Model>> {
+        self.model_writes(Method::POST, "persist/models/", models).await
     }
 
-    /// `POST persist/models/version`: adds versions to existing model bases.
-    pub async fn create_model_versions(&self, models: &[Model]) -> Result<HashMap<String, Model>> {
-        self.http.json(Method::POST, "persist/models/version", Some(models)).await
+    /// `POST persist/models/version`: adds versions to existing model bases; as [`Self::create_models`].
+    pub async fn create_model_versions(&self, models: &[Model]) -> Result<Vec<Model>> {
+        self.model_writes(Method::POST, "persist/models/version", models).await
     }
 
-    /// `PATCH persist/models/`: updates models.
-    pub async fn update_models(&self, models: &[Model]) -> Result<HashMap<String, Model>> {
-        self.http.json(Method::PATCH, "persist/models/", Some(models)).await
+    /// `PATCH persist/models/`: updates models; as [`Self::create_models`].
+    pub async fn update_models(&self, models: &[Model]) -> Result<Vec<Model>> {
+        self.model_writes(Method::PATCH, "persist/models/", models).await
+    }
+
+    async fn model_writes(&self, method: Method, route: &str, models: &[Model]) -> Result<Vec<Model>> {
+        let answer: ListOrMap<Model> = self.http.json(method, route, Some(models)).await?;
+        Ok(answer.0)
     }
 
     /// `PATCH persist/models/version`: sets which version of each base is active.

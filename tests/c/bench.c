@@ -79,7 +79,7 @@ static norman_client *bench_model(const char *base, char *account, char *model, 
              "\"assets\":[{\"account_id\":\"%s\",\"asset_name\":\"File\"}]}]",
              account, account);
     status = request(client, "POST", "persist/models/", json, body, sizeof body);
-    if (status != 200 || json_after(body, NULL, "{\"", model, ID_CAP) != 0 ||
+    if (status != 200 || json_after(body, "\"assets\":[", "\"model_id\":\"", model, ID_CAP) != 0 ||
         json_after(body, "\"assets\":[", "\"id\":\"", asset, ID_CAP) != 0) {
         fprintf(stderr, "create model: %d %s\n", status, body);
         norman_client_free(client);

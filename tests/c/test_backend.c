@@ -62,7 +62,8 @@ static int create_model(norman_client *client, const char *name, char *model_id,
         fprintf(stderr, "create model: %d %s\n", status, body);
         return -1;
     }
-    if (json_after(body, NULL, "{\"", model_id, 128) != 0) return -1;
+    /* The asset's model_id: the same in both answer shapes ([Model] now, {id: Model} in 0.1.0). */
+    if (json_after(body, "\"assets\":[", "\"model_id\":\"", model_id, 128) != 0) return -1;
     return json_after(body, "\"assets\":[", "\"id\":\"", asset_id, 128);
 }
 

@@ -1,12 +1,14 @@
-//! Accounts routes, served both under `authenticate/accounts` (current) and `persist/accounts` (§5).
+//! Accounts routes, served under `authenticate/accounts` (/v0/) and `persist/accounts` (/legacy/v0/).
 //! A token sees and changes only its own account; accounts it creates are new default-login accounts.
 
 use axum::extract::State;
+use norman::objects::UpdateAccountsRequest;
 use rusqlite::params;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{delete_credentials, insert_account, Auth};
-use super::http::{each_object, json, object, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{each_object, json, ApiError, ApiResult, JsonBody, RawJson};
 use super::query::{Columns, Compiled};
 use super::AppState;
 
@@ -18,7 +20,7 @@ pub async fn get_accounts(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let query = Compiled::new(&body, COLUMNS)?;
+    let query = Compiled::from_body(&body, COLUMNS)?;
     state
         .db
         .call(move |conn| query.select_by_id(conn, "accounts", "id = ?", vec![auth.account_id.into()]))
@@ -80,14 +82,15 @@ pub async fn update_accounts(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let obj = object(&body, "the request")?;
-    let update = object(obj.get("account").unwrap_or(&Value::Null), "`account`")?.clone();
+    let request = UpdateAccountsRequest::deserialize(&body)
+        .map_err(|e| ApiError::unprocessable(format!("the body is not an UpdateAccountsRequest: {e}")))?;
+    let update = request.account.fields;
     if let Some(name) = update.get("name") {
         if !(name.is_null() || name.is_string()) {
             return Err(ApiError::unprocessable("field `name` must be a string"));
         }
     }
-    let query = Compiled::new(obj.get("constraints").unwrap_or(&Value::Null), COLUMNS)?;
+    let query = Compiled::new(request.constraints.as_ref(), COLUMNS)?;
     state
         .db
         .tx(move |conn| {
@@ -122,7 +125,7 @@ pub async fn delete_accounts(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let query = Compiled::new(&body, COLUMNS)?;
+    let query = Compiled::from_body(&body, COLUMNS)?;
     let account_id = auth.account_id.clone();
     let count = state
         .db

@@ -7,13 +7,19 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::db::{new_id, now, now_ms, parse};
-use super::http::{json, object, opt_str, req_str, ApiError, ApiResult, JsonBody, RawJson};
+use super::http::{json, object, opt_str, req_str, typed, ApiError, ApiResult, JsonBody, RawJson};
 use super::AppState;
+use norman::objects::{
+    Account, AccountIdPasswordLoginRequest, ApiKeyLoginRequest, EmailOtpLoginRequest,
+    EmailOtpVerificationRequest, EmailPasswordLoginRequest, LoginResponse, NamePasswordLoginRequest,
+    RegisterAuthFactorRequest,
+};
 
 /// The account a valid access token belongs to.
 pub struct Auth {
@@ -110,7 +116,10 @@ async fn verify_password(password: String, stored: String) -> bool {
 }
 
 fn password_field(obj: &serde_json::Map<String, Value>) -> ApiResult<String> {
-    let password = req_str(obj, "password")?;
+    nonempty_password(req_str(obj, "password")?)
+}
+
+fn nonempty_password(password: &str) -> ApiResult<String> {
     if password.is_empty() {
         return Err(ApiError::unprocessable("the password must not be empty"));
     }
@@ -158,19 +167,25 @@ pub fn insert_account(conn: &Connection, sent: Option<&serde_json::Map<String, V
     Ok(account)
 }
 
-/// Issues a fresh access and id token for `account_id`: the LoginResponse.
+/// Issues a fresh access and id token for `account_id`: the LoginResponse, as JSON.
 fn issue_login(conn: &Connection, account_id: &str) -> ApiResult<Value> {
-    let account = load_account(conn, account_id)?.ok_or_else(|| ApiError::unauthorized("no such account"))?;
-    let access = random_secret("nat_");
-    let id_token = random_secret("nit_");
+    let stored = load_account(conn, account_id)?.ok_or_else(|| ApiError::unauthorized("no such account"))?;
+    let account =
+        Account::deserialize(&stored).map_err(|e| ApiError::internal(format!("stored account: {e}")))?;
+    let login = LoginResponse {
+        account: Some(account),
+        access_token: Some(random_secret("nat_").into()),
+        id_token: Some(random_secret("nit_").into()),
+    };
     let time = now();
-    for (token, kind) in [(&access, "access"), (&id_token, "id")] {
+    for (token, kind) in [(&login.access_token, "access"), (&login.id_token, "id")] {
+        let token = token.as_ref().map(|t| t.expose().as_str()).unwrap_or_default();
         conn.execute(
             "INSERT INTO tokens (token_hash, account_id, kind, creation_time) VALUES (?1, ?2, ?3, ?4)",
             params![secret_hash(token), account_id, kind, time],
         )?;
     }
-    Ok(json!({ "account": account, "access_token": access, "id_token": id_token }))
+    serde_json::to_value(&login).map_err(|e| ApiError::internal(format!("encoding the login: {e}")))
 }
 
 fn factor_counts(conn: &Connection, account_id: &str) -> ApiResult<(i64, i64, i64)> {
@@ -249,9 +264,9 @@ pub async fn login_default(
 }
 
 pub async fn login_key(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
-    let obj = object(&body, "ApiKeyLoginRequest")?;
-    let hash = secret_hash(req_str(obj, "api_key")?);
-    let claimed = opt_str(obj, "account_id")?.map(str::to_owned);
+    let request: ApiKeyLoginRequest = typed(&body, "ApiKeyLoginRequest")?;
+    let hash = secret_hash(request.api_key.expose());
+    let claimed = Some(request.account_id).filter(|id| !id.is_empty());
     state
         .db
         .tx(move |conn| {
@@ -303,9 +318,9 @@ pub async fn login_password_account_id(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let obj = object(&body, "AccountIDPasswordLoginRequest")?;
-    let account_id = req_str(obj, "account_id")?.to_owned();
-    let password = password_field(obj)?;
+    let request: AccountIdPasswordLoginRequest = typed(&body, "AccountIDPasswordLoginRequest")?;
+    let account_id = request.account_id;
+    let password = nonempty_password(request.password.expose())?;
     login_password(state, move |_| Ok(vec![account_id]), password).await
 }
 
@@ -313,9 +328,9 @@ pub async fn login_password_name(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let obj = object(&body, "NamePasswordLoginRequest")?;
-    let name = req_str(obj, "name")?.to_owned();
-    let password = password_field(obj)?;
+    let request: NamePasswordLoginRequest = typed(&body, "NamePasswordLoginRequest")?;
+    let name = request.name;
+    let password = nonempty_password(request.password.expose())?;
     let candidates = move |conn: &Connection| {
         let mut stmt = conn.prepare("SELECT id FROM accounts WHERE name = ?1 ORDER BY rowid")?;
         let ids = stmt.query_map([name], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
@@ -328,9 +343,9 @@ pub async fn login_password_email(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let obj = object(&body, "EmailPasswordLoginRequest")?;
-    let email = email_field(obj)?;
-    let password = password_field(obj)?;
+    let request: EmailPasswordLoginRequest = typed(&body, "EmailPasswordLoginRequest")?;
+    let email = normalize_email(&request.email)?;
+    let password = nonempty_password(request.password.expose())?;
     let candidates = move |conn: &Connection| {
         let id: Option<String> = conn
             .query_row("SELECT account_id FROM emails WHERE email = ?1 AND verified = 1", [email], |r| {
@@ -343,8 +358,8 @@ pub async fn login_password_email(
 }
 
 pub async fn login_email_otp(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<RawJson> {
-    let obj = object(&body, "EmailOtpLoginRequest")?;
-    let email = email_field(obj)?;
+    let request: EmailOtpLoginRequest = typed(&body, "EmailOtpLoginRequest")?;
+    let email = normalize_email(&request.email)?;
     state
         .db
         .call(move |conn| {
@@ -362,16 +377,16 @@ pub async fn login_email_otp_verify(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let obj = object(&body, "EmailOTPVerificationRequest")?;
-    let email = email_field(obj)?;
-    let code = req_str(obj, "code")?.to_owned();
+    let request: EmailOtpVerificationRequest = typed(&body, "EmailOTPVerificationRequest")?;
+    let email = normalize_email(&request.email)?;
+    let code = request.code;
     // Not one transaction: a wrong code must still count as an attempt.
     state
         .db
         .call(move |conn| {
             let account_id = email_owner(conn, &email)?;
             let account_id = account_id.ok_or_else(login_failed)?;
-            verify_email(conn, &email, &code)?;
+            verify_email(conn, &email, code.expose())?;
             issue_login(conn, &account_id)
         })
         .await
@@ -495,8 +510,17 @@ fn check_factor_request(
     auth: &Auth,
     obj: &serde_json::Map<String, Value>,
 ) -> ApiResult<()> {
-    auth.check_account(req_str(obj, "account_id")?)?;
-    if let Some(second) = opt_str(obj, "second_token")? {
+    check_factor(conn, auth, req_str(obj, "account_id")?, opt_str(obj, "second_token")?)
+}
+
+fn check_factor(
+    conn: &Connection,
+    auth: &Auth,
+    account_id: &str,
+    second_token: Option<&str>,
+) -> ApiResult<()> {
+    auth.check_account(account_id)?;
+    if let Some(second) = second_token {
         let owner: Option<String> = conn
             .query_row("SELECT account_id FROM tokens WHERE token_hash = ?1", [secret_hash(second)], |r| {
                 r.get(0)
@@ -518,8 +542,9 @@ pub async fn generate_key(
     state
         .db
         .tx(move |conn| {
-            let obj = object(&body, "RegisterAuthFactorRequest")?;
-            check_factor_request(conn, &auth, obj)?;
+            let request: RegisterAuthFactorRequest = typed(&body, "RegisterAuthFactorRequest")?;
+            let second = request.second_token.as_ref().map(|t| t.expose().as_str());
+            check_factor(conn, &auth, &request.account_id, second)?;
             Ok(json(json!(new_api_key(conn, &auth.account_id)?)))
         })
         .await

@@ -3,20 +3,22 @@
 
 use axum::extract::State;
 use axum::routing::{post, MethodRouter};
+use norman::objects::{LegacyStatusFlag, StatusFlag, StatusFlagName, StatusFlagValue};
 use rusqlite::{params, Connection};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::Auth;
 use super::db::{new_id, now};
-use super::http::{ordered_object, ApiResult, JsonBody, RawJson};
+use super::http::{ordered_object, ApiError, ApiResult, JsonBody, RawJson};
 use super::query::{Columns, Compiled};
 use super::AppState;
 
-pub const NOT_STARTED: i64 = 0;
-pub const ENQUEUED: i64 = 1;
-pub const IN_PROGRESS: i64 = 2;
-pub const FINISHED: i64 = 3;
-pub const ERROR: i64 = 4;
+// Stored as the current numbering of the library's StatusFlagValue.
+pub const NOT_STARTED: i64 = StatusFlagValue::NotStarted as i64;
+pub const ENQUEUED: i64 = StatusFlagValue::Enqueued as i64;
+pub const IN_PROGRESS: i64 = StatusFlagValue::InProgress as i64;
+pub const FINISHED: i64 = StatusFlagValue::Finished as i64;
+pub const ERROR: i64 = StatusFlagValue::Error as i64;
 
 /// The legacy numbering (Error=0, Not_Started=1, ..., Finished=4) is the current one shifted by one.
 const LEGACY_VALUE_SQL: &str = "((flag_value + 1) % 5)";
@@ -105,7 +107,7 @@ async fn query(
     entity_type: Option<&'static str>,
 ) -> ApiResult<RawJson> {
     let legacy = entity_type.is_some();
-    let query = Compiled::new(&body, if legacy { LEGACY_COLUMNS } else { COLUMNS })?;
+    let query = Compiled::from_body(&body, if legacy { LEGACY_COLUMNS } else { COLUMNS })?;
     state
         .db
         .call(move |conn| {
@@ -120,23 +122,40 @@ async fn query(
                 None => "account_id = ?",
             };
             let rows = query.query_map(conn, select, scope, scope_params, |r| {
-                let value: i64 = r.get(5)?;
                 Ok((
-                    r.get::<_, String>(2)?,
-                    json!({
-                        "id": r.get::<_, String>(0)?,
-                        "account_id": r.get::<_, String>(1)?,
-                        "entity_id": r.get::<_, String>(2)?,
-                        "update_time": r.get::<_, String>(3)?,
-                        "flag_name": r.get::<_, String>(4)?,
-                        "flag_value": if legacy { (value + 1) % 5 } else { value },
-                    }),
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get(5)?,
                 ))
             })?;
+            let rows = rows.into_iter().map(|(id, account_id, entity_id, update_time, name, value)| {
+                let flag_value = StatusFlagValue::from_number(value).ok_or_else(|| {
+                    ApiError::internal(format!("stored flag value {value} is out of range"))
+                })?;
+                let flag = StatusFlag {
+                    id,
+                    account_id,
+                    entity_id,
+                    update_time,
+                    flag_name: StatusFlagName::from(name),
+                    flag_value,
+                };
+                let out = if legacy {
+                    serde_json::to_value(LegacyStatusFlag::from(&flag))
+                } else {
+                    serde_json::to_value(&flag)
+                };
+                let out = out.map_err(|e| ApiError::internal(format!("encoding a flag: {e}")))?;
+                Ok::<_, ApiError>((flag.entity_id, out))
+            });
             // Group by entity, keeping the order of first appearance.
             let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
             let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-            for (entity, flag) in rows {
+            for row in rows {
+                let (entity, flag) = row?;
                 match index.get(&entity) {
                     Some(&i) => groups[i].1.push(flag),
                     None => {

@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The largest request body read (uploads go through their own sockets, not HTTP bodies).
+pub const MAX_BODY: usize = 2 << 20;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -69,8 +72,18 @@ impl From<rusqlite::Error> for ApiError {
             Some(rusqlite::ErrorCode::ConstraintViolation) => {
                 ApiError::conflict("an object with this id (or unique value) already exists")
             }
-            // Parameters are always bound, so this describes the query, never a client value.
-            _ => ApiError::internal(format!("database error: {e}")),
+            // query.rs keeps queries below SQLite's limits; this is the net behind it.
+            Some(rusqlite::ErrorCode::TooBig) => {
+                ApiError::bad_request("the request is too large for the database")
+            }
+            code => {
+                // The full text (it may quote the SQL) goes to the server's log, not to the client.
+                eprintln!("norman serve: database error: {e}");
+                ApiError::internal(format!(
+                    "database error ({})",
+                    code.map_or("unknown".into(), |c| format!("{c:?}"))
+                ))
+            }
         }
     }
 }
@@ -83,13 +96,26 @@ pub async fn not_found() -> ApiError {
 /// A JSON request body as a `Value`; no body (or only whitespace) is `Value::Null`.
 pub struct JsonBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<super::AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), format!("reading the request body: {}", e.body_text())))?;
+    async fn from_request(req: Request, state: &super::AppState) -> Result<Self, Self::Rejection> {
+        // The body has the same deadline as the headers: a client trickling it cannot hold a handler.
+        let limit = state.header_timeout;
+        let read = tokio::time::timeout(limit, axum::body::Bytes::from_request(req, state));
+        let bytes = read.await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {} s", limit.as_secs()),
+            )
+        })?;
+        let bytes = bytes.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                e.status(),
+                format!("the request body is larger than {MAX_BODY} bytes (the limit of this server)"),
+            ),
+            status => ApiError::new(status, format!("reading the request body: {}", e.body_text())),
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Null));
         }
@@ -127,6 +153,12 @@ pub fn ordered_object(entries: impl IntoIterator<Item = (String, Value)>) -> Raw
 /// `Json(value)` with the content type set.
 pub fn json(value: Value) -> RawJson {
     RawJson(value.to_string())
+}
+
+/// A request body read as the library's type for it (`norman::objects`); one that does not fit is a
+/// 422 naming the type and the field.
+pub fn typed<T: serde::de::DeserializeOwned>(body: &Value, what: &str) -> ApiResult<T> {
+    T::deserialize(body).map_err(|e| ApiError::unprocessable(format!("the body is not a {what}: {e}")))
 }
 
 /// The body as a JSON object, or a 400 naming what was expected.

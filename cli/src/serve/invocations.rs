@@ -176,7 +176,7 @@ pub async fn get_invocations(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let query = Compiled::new(&body, INVOCATION_COLUMNS)?;
+    let query = Compiled::from_body(&body, INVOCATION_COLUMNS)?;
     state
         .db
         .call(move |conn| {
@@ -191,7 +191,7 @@ pub async fn get_notifications(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let query = Compiled::new(&body, NOTIFICATION_COLUMNS)?;
+    let query = Compiled::from_body(&body, NOTIFICATION_COLUMNS)?;
     state
         .db
         .call(move |conn| {

@@ -29,6 +29,13 @@
 //!   IP, or, when that is unspecified, the host the client reached the HTTP server at), each
 //!   connection claimed by the pairing whose secrets open its header, within `--pairing-ttl-secs`;
 //!   an account holds at most `--max-open-pairings` pairings open (429 beyond).
+//! - Two API generations on the same data (routes.rs): the current one under `/v0/` (PROTOCOL.md §2)
+//!   and norman-core 0.1.0's under `/legacy/v0/` (§5).
+//! - Limits: a request's headers must arrive within `--header-timeout-secs` of the connection (or of
+//!   the previous response on a kept-alive connection), which also closes idle keep-alive connections;
+//!   on SIGTERM/SIGINT running requests get a short grace period, then every connection is closed.
+//!   Link pulls are capped at `--max-pull-bytes` and refused to non-public addresses unless
+//!   `--allow-private-links`; queries are capped below SQLite's own limits (query.rs).
 
 mod accounts;
 mod auth;
@@ -40,6 +47,7 @@ mod models;
 mod pull;
 mod query;
 mod retrieve;
+mod routes;
 mod store;
 mod uploads;
 
@@ -50,10 +58,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post, put};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
 
 use crate::CliResult;
+
+/// How long running requests may take to finish after SIGTERM/SIGINT before their connections are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -69,6 +82,18 @@ pub struct ServeArgs {
     /// Upload pairings one account may hold open at once (not yet completed or expired).
     #[arg(long, default_value_t = 64)]
     max_open_pairings: usize,
+    /// Deadline for a request's headers, counted from the connection (or from the previous response
+    /// on a kept-alive connection, so idle connections close after it too), and again for its JSON
+    /// body, in seconds.
+    #[arg(long, default_value_t = 30)]
+    header_timeout_secs: u64,
+    /// The largest file a link pull (`file-pull/upload/*`) may fetch, in bytes.
+    #[arg(long, default_value_t = pull::DEFAULT_MAX_BYTES)]
+    max_pull_bytes: u64,
+    /// Let link pulls reach loopback, private, link-local and unspecified addresses (refused by
+    /// default: the server would fetch from its own network on a client's behalf).
+    #[arg(long)]
+    allow_private_links: bool,
 }
 
 /// What [`start`] needs.
@@ -79,14 +104,30 @@ pub struct ServeOptions {
     pub pairing_ttl: Duration,
     /// Per account; see `--max-open-pairings`.
     pub max_open_pairings: usize,
+    pub header_timeout: Duration,
+    pub pull: pull::PullLimits,
+}
+
+impl ServeOptions {
+    /// The defaults of `norman serve` for everything but where to listen and store.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeOptions {
+            listen,
+            data_dir,
+            pairing_ttl: Duration::from_secs(300),
+            max_open_pairings: 64,
+            header_timeout: Duration::from_secs(30),
+            pull: pull::PullLimits::default(),
+        }
+    }
 }
 
 /// A backend running on the current tokio runtime.
 pub struct RunningServer {
     addr: SocketAddr,
     base_url: String,
-    stop: tokio::sync::watch::Sender<bool>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
     state: AppState,
 }
 
@@ -101,15 +142,13 @@ impl RunningServer {
         self.addr
     }
 
-    /// Stops accepting requests, lets running ones finish, abandons pending uploads, and returns once
-    /// the server has stopped.
+    /// Stops accepting requests, abandons pending uploads, gives running requests [`SHUTDOWN_GRACE`]
+    /// to finish, closes every connection, and returns once the server has stopped.
     pub async fn shutdown(self) -> Result<(), String> {
         let _ = self.stop.send(true);
-        let result = match self.server.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("server error: {e}")),
-            Err(e) => Err(format!("server task: {e}")),
-        };
+        uploads::abandon_all(&self.state);
+        let result = self.server.await.map_err(|e| format!("server task: {e}"));
+        // Pairings made while the connections drained.
         uploads::abandon_all(&self.state);
         result
     }
@@ -124,6 +163,9 @@ pub struct AppState {
     pairing_ttl: Duration,
     uploads: Arc<uploads::Hub>,
     http: reqwest::Client,
+    pull: pull::PullLimits,
+    /// Deadline of a request's headers, and of its JSON body once the headers are in.
+    header_timeout: Duration,
 }
 
 /// Opens (or creates) the data directory, binds the listener and serves in the background.
@@ -140,33 +182,80 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| format!("reading the listen address: {e}"))?;
     let (uploads_hub, upload_listener) = uploads::Hub::bind(addr.ip(), opts.max_open_pairings).await?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let state = AppState {
         db,
         blobs,
         listen_ip: addr.ip(),
         pairing_ttl: opts.pairing_ttl,
         uploads: uploads_hub.clone(),
-        http,
+        http: pull::client(&opts.pull)?,
+        pull: opts.pull,
+        header_timeout: opts.header_timeout,
     };
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     tokio::spawn(uploads::reap_expired(state.clone(), stop.subscribe()));
     tokio::spawn(uploads::accept_uploads(uploads_hub, upload_listener, stop.subscribe()));
-    let app = router(state.clone());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let app = routes::router(state.clone());
+    let server = tokio::spawn(serve_connections(listener, app, opts.header_timeout, stopped));
     Ok(RunningServer { addr, base_url: format!("http://{addr}/v0/"), stop, server, state })
 }
 
-/// `norman serve`: runs until SIGINT or SIGTERM, then shuts down cleanly.
+/// The accept loop. Each connection is HTTP/1.1 with a header deadline (hyper's
+/// `header_read_timeout` runs whenever the connection waits for a request head, so it also ends idle
+/// keep-alive connections). On stop: no new connections, idle ones close at once, busy ones get
+/// [`SHUTDOWN_GRACE`], then the rest are cut (a client trickling a request line cannot hold us).
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let conn_stop = stop.clone();
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of descriptors or a connection reset before accept: do not spin.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                let mut stop = conn_stop.clone();
+                conns.spawn(async move {
+                    let mut conn = std::pin::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = stopped(&mut stop) => {}
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while conns.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        conns.shutdown().await;
+    }
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here.
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// `norman serve`: runs until SIGINT or SIGTERM, then shuts down within a few seconds.
 pub fn run(args: ServeArgs) -> CliResult {
     let listen = args
         .listen
@@ -179,13 +268,15 @@ pub fn run(args: ServeArgs) -> CliResult {
         data_dir: args.data_dir,
         pairing_ttl: Duration::from_secs(args.pairing_ttl_secs.max(1)),
         max_open_pairings: args.max_open_pairings,
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        pull: pull::PullLimits { max_bytes: args.max_pull_bytes, allow_private: args.allow_private_links },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
@@ -199,76 +290,10 @@ pub fn run(args: ServeArgs) -> CliResult {
             _ = int.recv() => {}
         }
         server.shutdown().await
-    })?;
+    });
+    // Do not wait without bound for blocking work still running (a SQLite call, a file rename): the
+    // process then ends as a crash would, which SQLite and the blob store survive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn router(state: AppState) -> Router {
-    let account_routes = post(accounts::create_accounts)
-        .put(accounts::replace_accounts)
-        .patch(accounts::update_accounts)
-        .delete(accounts::delete_accounts);
-    let v0 = Router::new()
-        // Authenticate: no token needed.
-        .route("/authenticate/login/default/{account_id}", post(auth::login_default))
-        .route("/authenticate/login/key", post(auth::login_key))
-        .route("/authenticate/login/password/account_id", post(auth::login_password_account_id))
-        .route("/authenticate/login/password/name", post(auth::login_password_name))
-        .route("/authenticate/login/password/email", post(auth::login_password_email))
-        .route("/authenticate/login/email/otp", post(auth::login_email_otp))
-        .route("/authenticate/login/email/otp/verify", post(auth::login_email_otp_verify))
-        .route("/authenticate/signup/default", put(auth::signup_default))
-        .route("/authenticate/signup/password", put(auth::signup_password))
-        .route("/authenticate/signup/email", put(auth::signup_email))
-        .route("/authenticate/signup/key", put(auth::signup_key))
-        // Authenticate: token needed.
-        .route("/authenticate/register/get/authentication/factors/{account_id}", get(auth::factors))
-        .route("/authenticate/generate/key", post(auth::generate_key))
-        .route("/authenticate/register/password", post(auth::register_password))
-        .route("/authenticate/register/email", post(auth::register_email))
-        .route("/authenticate/register/email/verify/{email}/{code}", post(auth::register_email_verify))
-        .route("/authenticate/register/email/resend/otp", post(auth::register_email_resend))
-        .route("/authenticate/accounts/get", post(accounts::get_accounts))
-        .route("/authenticate/accounts", account_routes.clone())
-        // §5: accounts under persist.
-        .route("/persist/accounts/get", post(accounts::get_accounts))
-        .route("/persist/accounts", account_routes)
-        // Persist.
-        .route("/persist/models/get", post(models::get_models))
-        .route("/persist/models/bases/get", post(models::get_bases))
-        .route(
-            "/persist/models/",
-            post(models::create_models).patch(models::replace_models).delete(models::delete_models),
-        )
-        .route(
-            "/persist/models",
-            post(models::create_models).patch(models::replace_models).delete(models::delete_models),
-        )
-        .route("/persist/models/version", post(models::add_versions).patch(models::set_active))
-        .route("/persist/invocations/get", post(invocations::get_invocations))
-        .route("/persist/invocation/history/get", post(invocations::get_invocations))
-        .route("/persist/invocations", post(invocations::create_invocations))
-        .route("/persist/invocations/by-name", post(invocations::create_by_name))
-        .route("/persist/notifications/get", post(invocations::get_notifications))
-        .route("/persist/flags/get", post(flags::get_flags))
-        // §5: legacy per-entity flag routes.
-        .route("/persist/model/flags/get", flags::legacy("model"))
-        .route("/persist/asset/flags/get", flags::legacy("asset"))
-        .route("/persist/invocation/flags/get", flags::legacy("invocation"))
-        .route("/persist/input/flags/get", flags::legacy("input"))
-        .route("/persist/output/flags/get", flags::legacy("output"))
-        // File push.
-        .route("/file-push/socket/pair/asset", post(uploads::pair_asset))
-        .route("/file-push/socket/pair/input", post(uploads::pair_input))
-        .route("/file-push/socket/complete", post(uploads::complete))
-        // File pull.
-        .route("/file-pull/metadata/{entity_id}", get(pull::metadata))
-        .route("/file-pull/upload/assets", pull::upload(store::Kind::Asset))
-        .route("/file-pull/upload/inputs", pull::upload(store::Kind::Input))
-        .route("/file-pull/upload/outputs", pull::upload(store::Kind::Output))
-        // Retrieve.
-        .route("/retrieve/asset/{account_id}/{model_id}/{asset_id}", get(retrieve::asset))
-        .route("/retrieve/input/{account_id}/{model_id}/{invocation_id}/{input_id}", get(retrieve::input))
-        .route("/retrieve/output/{account_id}/{model_id}/{invocation_id}/{output_id}", get(retrieve::output));
-    Router::new().nest("/v0", v0).fallback(http::not_found).with_state(state)
 }

@@ -11,7 +11,8 @@ use super::flags;
 use super::http::{
     each_object, given_id, json, ordered_object, req_str, ApiError, ApiResult, JsonBody, RawJson,
 };
-use super::query::{Columns, Compiled};
+use super::query::{models_request, Columns, Compiled};
+use super::routes::Generation;
 use super::{store, AppState};
 
 const MODEL_COLUMNS: Columns = &[
@@ -42,18 +43,6 @@ const BASE_COLUMNS: Columns = &[
 /// Models whose flags are all Finished (a model without flags has nothing pending).
 const FINISHED_SQL: &str =
     "NOT EXISTS (SELECT 1 FROM status_flags f WHERE f.entity_id = models.id AND f.flag_value != 3)";
-
-/// GetModelsRequest {constraints, finished_models}, or (as newer clients send) a bare
-/// QueryConstraints, or nothing.
-fn models_request(body: &Value) -> (Value, bool) {
-    match body {
-        Value::Object(obj) if obj.contains_key("constraints") || obj.contains_key("finished_models") => (
-            obj.get("constraints").cloned().unwrap_or(Value::Null),
-            obj.get("finished_models").and_then(Value::as_bool).unwrap_or(false),
-        ),
-        other => (other.clone(), false),
-    }
-}
 
 pub fn load_model(conn: &Connection, account_id: &str, model_id: &str) -> ApiResult<Value> {
     let text: Option<String> = conn
@@ -217,8 +206,7 @@ fn create_asset_flags(conn: &Connection, model: &Value) -> ApiResult<()> {
     store::refresh_model_flags(conn, model)
 }
 
-fn insert_base(conn: &Connection, account_id: &str, name: &str) -> ApiResult<String> {
-    let id = new_id();
+fn insert_base(conn: &Connection, account_id: &str, id: String, name: &str) -> ApiResult<String> {
     let time = now();
     let base = json!({ "id": id, "account_id": account_id, "name": name, "creation_time": time });
     conn.execute(
@@ -228,64 +216,81 @@ fn insert_base(conn: &Connection, account_id: &str, name: &str) -> ApiResult<Str
     Ok(id)
 }
 
+/// The account owning model base `base_id`, if it exists.
+fn base_owner(conn: &Connection, base_id: &str) -> ApiResult<Option<String>> {
+    Ok(conn
+        .query_row("SELECT account_id FROM model_bases WHERE id = ?1", [base_id], |r| r.get(0))
+        .optional()?)
+}
+
 fn check_base(conn: &Connection, account_id: &str, base_id: &str) -> ApiResult<()> {
-    let found: Option<String> = conn
-        .query_row(
-            "SELECT id FROM model_bases WHERE id = ?1 AND account_id = ?2",
-            [base_id, account_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    found.map(|_| ()).ok_or_else(|| ApiError::not_found(format!("model base {base_id} not found")))
+    match base_owner(conn, base_id)? {
+        Some(owner) if owner == account_id => Ok(()),
+        _ => Err(ApiError::not_found(format!("model base {base_id} not found"))),
+    }
 }
 
-/// `{id: Model}` in request order.
-fn models_out(models: Vec<Value>) -> RawJson {
-    ordered_object(models.into_iter().map(|m| (m["id"].as_str().unwrap_or_default().to_owned(), m)))
+/// The answer of the model writes: `[Model]` (current API) or `{id: Model}` (0.1.0), in request order.
+fn models_out(models: Vec<Value>, generation: Generation) -> RawJson {
+    match generation {
+        Generation::Current => json(Value::Array(models)),
+        Generation::Legacy => {
+            ordered_object(models.into_iter().map(|m| (m["id"].as_str().unwrap_or_default().to_owned(), m)))
+        }
+    }
 }
 
-/// Runs `f` on each Model of the request in one transaction; `{id: Model}` of what it returns.
+/// Runs `f` on each Model of the request in one transaction; what it returns, in `generation`'s shape.
 async fn each_model(
     state: AppState,
     auth: Auth,
     body: Value,
+    generation: Generation,
     f: fn(&Connection, &Auth, &Map<String, Value>) -> ApiResult<Value>,
 ) -> ApiResult<RawJson> {
-    state.db.tx(move |conn| Ok(models_out(each_object(&body, "a Model", |sent| f(conn, &auth, sent))?))).await
+    state
+        .db
+        .tx(move |conn| {
+            let models = each_object(&body, "a Model", |sent| f(conn, &auth, sent))?;
+            Ok(models_out(models, generation))
+        })
+        .await
 }
 
-/// POST persist/models/: creates each model under its `model_base_id`, or under a new base named
-/// after it when that is "0" or absent.
+/// POST persist/models/: creates each model under its `model_base_id` (a base that does not exist
+/// yet is created with that id, as 0.1.0's own tests expect), or under a new base named after it
+/// when that is "0" or absent.
 pub async fn create_models(
-    State(state): State<AppState>,
+    state: AppState,
     auth: Auth,
-    JsonBody(body): JsonBody,
+    body: Value,
+    generation: Generation,
 ) -> ApiResult<RawJson> {
-    each_model(state, auth, body, create_model).await
+    each_model(state, auth, body, generation, create_model).await
 }
 
 fn create_model(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Value> {
     let model = normalize(auth, sent)?;
+    let name = model.get("name").and_then(Value::as_str).unwrap_or_default();
     let base_id = match given_id(sent, "model_base_id")? {
-        Some(base_id) => {
-            check_base(conn, &auth.account_id, &base_id)?;
-            base_id
-        }
-        None => {
-            let name = model.get("name").and_then(Value::as_str).unwrap_or_default();
-            insert_base(conn, &auth.account_id, name)?
-        }
+        Some(base_id) => match base_owner(conn, &base_id)? {
+            Some(owner) if owner == auth.account_id => base_id,
+            Some(_) => return Err(ApiError::conflict(format!("model base id {base_id} is taken"))),
+            None => insert_base(conn, &auth.account_id, base_id, name)?,
+        },
+        None => insert_base(conn, &auth.account_id, new_id(), name)?,
     };
     insert_model(conn, model, &base_id)
 }
 
 /// POST persist/models/version: adds each model as a new version of its existing base.
 pub async fn add_versions(
-    State(state): State<AppState>,
+    state: AppState,
     auth: Auth,
-    JsonBody(body): JsonBody,
+    body: Value,
+    generation: Generation,
 ) -> ApiResult<RawJson> {
-    each_model(state, auth, body, add_version).await
+    each_model(state, auth, body, generation, add_version).await
 }
 
 fn add_version(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Value> {
@@ -305,11 +310,12 @@ fn add_version(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> Api
 
 /// PATCH persist/models/: replaces stored models (matched by id) with what was sent.
 pub async fn replace_models(
-    State(state): State<AppState>,
+    state: AppState,
     auth: Auth,
-    JsonBody(body): JsonBody,
+    body: Value,
+    generation: Generation,
 ) -> ApiResult<RawJson> {
-    each_model(state, auth, body, replace_model).await
+    each_model(state, auth, body, generation, replace_model).await
 }
 
 fn replace_model(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResult<Value> {
@@ -377,7 +383,7 @@ pub async fn delete_models(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let query = Compiled::new(&body, MODEL_COLUMNS)?;
+    let query = Compiled::from_body(&body, MODEL_COLUMNS)?;
     let blobs = state.blobs.clone();
     state
         .db
@@ -414,15 +420,16 @@ pub async fn get_models(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let (constraints, finished) = models_request(&body);
-    let query = Compiled::new(&constraints, MODEL_COLUMNS)?;
+    let (constraints, finished) = models_request(&body)?;
+    let query = Compiled::new(constraints.as_ref(), MODEL_COLUMNS)?;
     state
         .db
         .call(move |conn| {
             let scope =
                 if finished { format!("account_id = ? AND {FINISHED_SQL}") } else { "account_id = ?".into() };
             let models = query.select_json(conn, "models", &scope, vec![auth.account_id.into()])?;
-            Ok(models_out(models))
+            // `{id: Model}` in both generations.
+            Ok(models_out(models, Generation::Legacy))
         })
         .await
 }
@@ -433,8 +440,8 @@ pub async fn get_bases(
     auth: Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<RawJson> {
-    let (constraints, finished) = models_request(&body);
-    let query = Compiled::new(&constraints, BASE_COLUMNS)?;
+    let (constraints, finished) = models_request(&body)?;
+    let query = Compiled::new(constraints.as_ref(), BASE_COLUMNS)?;
     state
         .db
         .call(move |conn| {

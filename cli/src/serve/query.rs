@@ -1,12 +1,23 @@
-//! QueryConstraints (PROTOCOL.md §2) compiled to SQL: filters become a WHERE fragment with bound
-//! parameters (values are never pasted into the text), sorts an ORDER BY over whitelisted column
+//! QueryConstraints (PROTOCOL.md §2), read into the library's typed form
+//! (`norman::objects::QueryConstraints`) and compiled to SQL: filters become a WHERE fragment with
+//! bound parameters (values are never pasted into the text), sorts an ORDER BY over whitelisted column
 //! expressions, pages LIMIT/OFFSET. Column names are matched case-insensitively against each route's
 //! whitelist; an unknown column is a 400 naming it. A node's `table` is accepted and not checked: each
 //! route queries one kind of object.
+//!
+//! Size limits sit below SQLite's own (32,766 bound values, expression depth 1,000, LIKE patterns of
+//! 50,000 bytes), so a query too large is a 400 naming our limit, never a database error: at most
+//! [`MAX_FILTER_NODES`] nodes and clauses, [`MAX_FILTER_VALUES`] values, [`MAX_DEPTH`] levels; a
+//! clause's children are joined as a balanced tree so the SQL expression stays shallow.
 
+use norman::objects::{
+    BinaryRelation, FilterChild, FilterClause, FilterNode, FilterScalar, FilterValue, GetModelsRequest,
+    QueryConstraints, SortClause, SortDirection, UnaryRelation,
+};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Row};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::db::parse;
 use super::http::{ordered_object, ApiError, ApiResult, RawJson};
@@ -23,11 +34,36 @@ pub struct Compiled {
 }
 
 /// Deep filters make deep SQL; nobody needs more than this.
-const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
+/// Filter nodes and clauses in one query.
+pub const MAX_FILTER_NODES: usize = 1000;
+/// Values in one query's filter (all `IN` lists and scalars together).
+pub const MAX_FILTER_VALUES: usize = 10_000;
+/// Bytes of one LIKE pattern (SQLite refuses more than 50,000).
+pub const MAX_LIKE_PATTERN: usize = 10_000;
+
+/// The QueryConstraints of a request body; no body (`null`) is none.
+pub fn constraints(body: &Value) -> ApiResult<Option<QueryConstraints>> {
+    Option::<QueryConstraints>::deserialize(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a QueryConstraints: {e}")))
+}
+
+/// GetModelsRequest {constraints, finished_models}, or (as newer clients send) a bare
+/// QueryConstraints, or nothing.
+pub fn models_request(body: &Value) -> ApiResult<(Option<QueryConstraints>, bool)> {
+    match body {
+        Value::Object(obj) if obj.contains_key("constraints") || obj.contains_key("finished_models") => {
+            let request = GetModelsRequest::deserialize(body)
+                .map_err(|e| ApiError::bad_request(format!("the body is not a GetModelsRequest: {e}")))?;
+            Ok((request.constraints, request.finished_models))
+        }
+        other => Ok((constraints(other)?, false)),
+    }
+}
 
 impl Compiled {
-    /// Parses `constraints` (a QueryConstraints object, or null for none).
-    pub fn new(constraints: &Value, columns: Columns) -> ApiResult<Self> {
+    /// Compiles `constraints` (none: everything in scope, in insertion order).
+    pub fn new(constraints: Option<&QueryConstraints>, columns: Columns) -> ApiResult<Self> {
         let mut out = Compiled {
             filter: "1".into(),
             filter_params: Vec::new(),
@@ -35,30 +71,26 @@ impl Compiled {
             limit: -1,
             offset: 0,
         };
-        let obj = match constraints {
-            Value::Null => return Ok(out),
-            Value::Object(obj) => obj,
-            _ => return Err(ApiError::bad_request("constraints must be a QueryConstraints object or null")),
-        };
-        match obj.get("filter") {
-            None | Some(Value::Null) => {}
-            Some(filter) => out.filter = compile_filter(filter, columns, &mut out.filter_params, 0)?,
+        let Some(constraints) = constraints else { return Ok(out) };
+        if let Some(filter) = &constraints.filter {
+            let mut compiler = FilterCompiler { columns, params: Vec::new(), nodes: 0 };
+            out.filter = compiler.clause(filter, 0)?;
+            out.filter_params = compiler.params;
         }
-        match obj.get("sort") {
-            None | Some(Value::Null) => {}
-            Some(sort) => out.order = compile_sort(sort, columns)?,
+        if let Some(sort) = &constraints.sort {
+            out.order = compile_sort(sort, columns)?;
         }
-        match obj.get("page") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(page)) => {
-                if let Some(limit) = page_number(page, "limit")? {
-                    out.limit = limit;
-                }
-                out.offset = page_number(page, "offset")?.unwrap_or(0);
-            }
-            Some(_) => return Err(ApiError::bad_request("page must be an object {limit, offset}")),
+        if let Some(page) = &constraints.page {
+            // SQLite takes signed 64-bit numbers; a larger limit is no limit.
+            out.limit = page.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(-1));
+            out.offset = page.offset.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
         }
         Ok(out)
+    }
+
+    /// Reads and compiles the QueryConstraints of a request body.
+    pub fn from_body(body: &Value, columns: Columns) -> ApiResult<Self> {
+        Self::new(constraints(body)?.as_ref(), columns)
     }
 
     /// `{select} WHERE ({scope}) AND ({filter}) ORDER BY ... LIMIT ? OFFSET ?`; `scope` may use `?`
@@ -158,134 +190,153 @@ fn rows<T>(
     Ok(rows)
 }
 
-fn page_number(page: &Map<String, Value>, field: &str) -> ApiResult<Option<i64>> {
-    match page.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if n >= 0 => Ok(Some(n)),
-            _ => Err(ApiError::bad_request(format!("page.{field} must be a non-negative integer or null"))),
-        },
-    }
-}
-
-fn column(name: Option<&Value>, columns: Columns) -> ApiResult<&'static str> {
-    let name = match name {
-        None | Some(Value::Null) => "ID",
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(ApiError::bad_request("a column name must be a string")),
-    };
+fn column(name: &str, columns: Columns) -> ApiResult<&'static str> {
     columns.iter().find(|(known, _)| known.eq_ignore_ascii_case(name)).map(|(_, sql)| *sql).ok_or_else(|| {
         let known: Vec<&str> = columns.iter().map(|(k, _)| *k).collect();
         ApiError::bad_request(format!("unknown column `{name}` (known here: {})", known.join(", ")))
     })
 }
 
-fn compile_filter(
-    node: &Value,
+/// A wire enum value as sent, or its upper-case spelling (clients write `and`, `not in`, `desc`).
+fn case_insensitive<T: From<String>>(value: &T, as_str: fn(&T) -> &str) -> T {
+    T::from(as_str(value).trim().to_ascii_uppercase())
+}
+
+struct FilterCompiler {
     columns: Columns,
-    params: &mut Vec<SqlValue>,
-    depth: usize,
-) -> ApiResult<String> {
-    if depth > MAX_DEPTH {
-        return Err(ApiError::bad_request(format!("filter nested deeper than {MAX_DEPTH} levels")));
+    params: Vec<SqlValue>,
+    nodes: usize,
+}
+
+impl FilterCompiler {
+    fn count_node(&mut self) -> ApiResult<()> {
+        self.nodes += 1;
+        if self.nodes > MAX_FILTER_NODES {
+            return Err(ApiError::bad_request(format!(
+                "the filter has more than {MAX_FILTER_NODES} nodes and clauses (the limit of this server)"
+            )));
+        }
+        Ok(())
     }
-    let obj = node.as_object().ok_or_else(|| ApiError::bad_request("a filter must be a JSON object"))?;
-    if let Some(children) = obj.get("children") {
-        let children =
-            children.as_array().ok_or_else(|| ApiError::bad_request("filter children must be an array"))?;
-        let join = match obj.get("join_condition") {
-            None | Some(Value::Null) => "AND",
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("AND") => "AND",
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("OR") => "OR",
-            Some(other) => {
-                return Err(ApiError::bad_request(format!("join_condition {other} is not AND or OR")))
+
+    fn bind(&mut self, value: &FilterScalar, operator: &BinaryRelation) -> ApiResult<()> {
+        if self.params.len() >= MAX_FILTER_VALUES {
+            return Err(ApiError::bad_request(format!(
+                "the filter has more than {MAX_FILTER_VALUES} values (the limit of this server)"
+            )));
+        }
+        self.params.push(match value {
+            FilterScalar::String(s) => {
+                if *operator == BinaryRelation::Like && s.len() > MAX_LIKE_PATTERN {
+                    return Err(ApiError::bad_request(format!(
+                        "a LIKE pattern is longer than {MAX_LIKE_PATTERN} bytes (the limit of this server)"
+                    )));
+                }
+                SqlValue::Text(s.clone())
+            }
+            FilterScalar::Integer(i) => SqlValue::Integer(*i),
+            FilterScalar::Number(n) => SqlValue::Real(*n),
+        });
+        Ok(())
+    }
+
+    fn clause(&mut self, clause: &FilterClause, depth: usize) -> ApiResult<String> {
+        if depth > MAX_DEPTH {
+            return Err(ApiError::bad_request(format!("filter nested deeper than {MAX_DEPTH} levels")));
+        }
+        self.count_node()?;
+        let join = match case_insensitive(&clause.join_condition, UnaryRelation::as_str) {
+            UnaryRelation::And => "AND",
+            UnaryRelation::Or => "OR",
+            UnaryRelation::Other(other) => {
+                return Err(ApiError::bad_request(format!("join_condition `{other}` is not AND or OR")))
             }
         };
-        if children.is_empty() {
+        if clause.children.is_empty() {
             // An empty clause constrains nothing.
             return Ok("1".into());
         }
-        let parts = children
+        let parts = clause
+            .children
             .iter()
-            .map(|child| compile_filter(child, columns, params, depth + 1).map(|sql| format!("({sql})")))
+            .map(|child| match child {
+                FilterChild::Clause(inner) => self.clause(inner, depth + 1),
+                FilterChild::Node(node) => self.node(node),
+            })
             .collect::<ApiResult<Vec<_>>>()?;
-        return Ok(parts.join(&format!(" {join} ")));
+        Ok(balanced(&parts, join))
     }
-    let expr = column(obj.get("column"), columns)?;
-    let operator = match obj.get("operator") {
-        None | Some(Value::Null) => "=".to_owned(),
-        Some(Value::String(s)) => s.trim().to_ascii_uppercase(),
-        Some(_) => return Err(ApiError::bad_request("operator must be a string")),
-    };
-    let value = obj.get("value").ok_or_else(|| ApiError::bad_request("a filter node needs a `value`"))?;
-    match operator.as_str() {
-        "=" | "!=" | ">" | "<" | ">=" | "<=" | "LIKE" => {
-            let value = match value {
-                // A one-element list is how a tuple-typed value arrives.
-                Value::Array(items) if items.len() == 1 => &items[0],
-                other => other,
-            };
-            if value.is_null() {
-                return match operator.as_str() {
-                    "=" => Ok(format!("{expr} IS NULL")),
-                    "!=" => Ok(format!("{expr} IS NOT NULL")),
-                    _ => Err(ApiError::bad_request(format!("operator {operator} needs a non-null value"))),
-                };
+
+    fn node(&mut self, node: &FilterNode) -> ApiResult<String> {
+        self.count_node()?;
+        let expr = column(&node.column, self.columns)?;
+        let operator = case_insensitive(&node.operator, BinaryRelation::as_str);
+        let sql_operator = match &operator {
+            BinaryRelation::Other(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown operator `{other}` (one of =, !=, >, <, >=, <=, LIKE, IN, NOT IN)"
+                )))
             }
-            params.push(scalar(value, &operator)?);
-            Ok(format!("{expr} {operator} ?"))
-        }
-        "IN" | "NOT IN" => {
-            let items: Vec<&Value> = match value {
-                Value::Array(items) => items.iter().collect(),
-                other => vec![other],
+            known => known.as_str(),
+        };
+        if matches!(operator, BinaryRelation::In | BinaryRelation::NotIn) {
+            let items = match &node.value {
+                FilterValue::List(items) => items.as_slice(),
+                FilterValue::Scalar(one) => std::slice::from_ref(one),
             };
             if items.is_empty() {
-                return Ok(if operator == "IN" { "0" } else { "1" }.into());
+                return Ok(if operator == BinaryRelation::In { "0" } else { "1" }.into());
             }
-            for item in &items {
-                params.push(scalar(item, &operator)?);
+            for item in items {
+                self.bind(item, &operator)?;
             }
-            let marks = vec!["?"; items.len()].join(", ");
-            Ok(format!("{expr} {operator} ({marks})"))
+            let mut marks = String::with_capacity(items.len() * 3);
+            for i in 0..items.len() {
+                marks.push_str(if i == 0 { "?" } else { ", ?" });
+            }
+            return Ok(format!("{expr} {sql_operator} ({marks})"));
         }
-        other => Err(ApiError::bad_request(format!(
-            "unknown operator `{other}` (one of =, !=, >, <, >=, <=, LIKE, IN, NOT IN)"
-        ))),
+        let value = as_one(&node.value).ok_or_else(|| {
+            ApiError::bad_request(format!("operator {sql_operator} takes one value, not a list"))
+        })?;
+        self.bind(value, &operator)?;
+        Ok(format!("{expr} {sql_operator} ?"))
     }
 }
 
-fn scalar(value: &Value, operator: &str) -> ApiResult<SqlValue> {
-    Ok(match value {
-        Value::String(s) => SqlValue::Text(s.clone()),
-        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "operator {operator}: values must be strings or numbers"
-            )))
-        }
-    })
+/// The single value of a scalar or of a one-element list.
+fn as_one(value: &FilterValue) -> Option<&FilterScalar> {
+    match value {
+        FilterValue::Scalar(one) => Some(one),
+        FilterValue::List(items) if items.len() == 1 => items.first(),
+        FilterValue::List(_) => None,
+    }
 }
 
-fn compile_sort(sort: &Value, columns: Columns) -> ApiResult<String> {
-    let children = sort
-        .get("children")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("sort must be an object {children: [...]}"))?;
-    let mut terms = Vec::new();
-    for child in children {
-        let obj = child.as_object().ok_or_else(|| ApiError::bad_request("a sort node must be an object"))?;
-        let expr = column(obj.get("column"), columns)?;
-        let direction = match obj.get("direction") {
-            None | Some(Value::Null) => "ASC",
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("ASC") => "ASC",
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("DESC") => "DESC",
-            Some(other) => {
-                return Err(ApiError::bad_request(format!("sort direction {other} is not ASC or DESC")))
+/// `(a) OP (b) OP ...` as a balanced tree, so that SQLite's expression depth grows with the log of
+/// the number of children, not with the number.
+fn balanced(parts: &[String], join: &str) -> String {
+    match parts {
+        [one] => format!("({one})"),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            format!("({} {join} {})", balanced(left, join), balanced(right, join))
+        }
+    }
+}
+
+fn compile_sort(sort: &SortClause, columns: Columns) -> ApiResult<String> {
+    let mut terms = Vec::with_capacity(sort.children.len() + 1);
+    if sort.children.len() > MAX_FILTER_NODES {
+        return Err(ApiError::bad_request(format!("more than {MAX_FILTER_NODES} sort keys")));
+    }
+    for node in &sort.children {
+        let expr = column(&node.column, columns)?;
+        let direction = match case_insensitive(&node.direction, SortDirection::as_str) {
+            SortDirection::Asc => "ASC",
+            SortDirection::Desc => "DESC",
+            SortDirection::Other(other) => {
+                return Err(ApiError::bad_request(format!("sort direction `{other}` is not ASC or DESC")))
             }
         };
         terms.push(format!("{expr} {direction}"));
@@ -302,32 +353,64 @@ mod tests {
 
     const COLS: Columns = &[("ID", "id"), ("Name", "name"), ("Account_ID", "account_id")];
 
-    #[test]
-    fn nested_filters_bind_every_value() {
-        let c = Compiled::new(
-            &json!({"filter": {"join_condition": "OR", "children": [
-                {"table": "Models", "column": "Name", "operator": "LIKE", "value": "e%"},
-                {"children": [{"table": "Models", "value": "x"}, {"column": "name", "operator": "not in", "value": ["a", 2]}]}
-            ]}, "sort": {"children": [{"table": "Models", "column": "Name", "direction": "DESC"}]},
-            "page": {"limit": 5, "offset": 1}}),
-            COLS,
-        )
-        .unwrap();
-        assert_eq!(
-            c.sql("SELECT json FROM models", "account_id = ?"),
-            "SELECT json FROM models WHERE (account_id = ?) AND ((name LIKE ?) OR ((id = ?) AND (name NOT IN (?, ?)))) \
-             ORDER BY name DESC, rowid LIMIT ? OFFSET ?"
-        );
-        assert_eq!(c.params(vec![SqlValue::Text("acc".into())]).len(), 7);
+    fn compile(body: Value) -> ApiResult<Compiled> {
+        Compiled::from_body(&body, COLS)
     }
 
     #[test]
-    fn unknown_columns_and_operators_are_named() {
-        let detail = |constraints: Value| Compiled::new(&constraints, COLS).err().unwrap().detail;
+    fn nested_filters_bind_every_value() {
+        let c = compile(json!({"filter": {"join_condition": "OR", "children": [
+                {"table": "Models", "column": "Name", "operator": "LIKE", "value": "e%"},
+                {"children": [{"table": "Models", "value": "x"}, {"table": "Models", "column": "name", "operator": "not in", "value": ["a", 2]}]}
+            ]}, "sort": {"children": [{"table": "Models", "column": "Name", "direction": "desc"}]},
+            "page": {"limit": 5, "offset": 1}}))
+        .unwrap();
+        assert_eq!(
+            c.sql("SELECT json FROM models", "account_id = ?"),
+            "SELECT json FROM models WHERE (account_id = ?) AND (((name LIKE ?) OR (((id = ?) AND (name NOT IN (?, ?)))))) \
+             ORDER BY name DESC, rowid LIMIT ? OFFSET ?"
+        );
+        assert_eq!(c.params(vec![SqlValue::Text("acc".into())]).len(), 7);
+        assert_eq!(
+            compile(Value::Null).unwrap().sql("S", "1"),
+            "S WHERE (1) AND (1) ORDER BY rowid LIMIT ? OFFSET ?"
+        );
+    }
+
+    #[test]
+    fn unknown_columns_operators_and_shapes_are_named() {
+        let detail = |body: Value| compile(body).err().unwrap().detail;
         let err = detail(json!({"filter": {"children": [{"table": "t", "column": "Secret", "value": 1}]}}));
         assert!(err.contains("`Secret`"), "{err}");
         let err = detail(json!({"filter": {"children": [{"table": "t", "operator": "~", "value": 1}]}}));
         assert!(err.contains("`~`"), "{err}");
-        assert!(Compiled::new(&json!({"page": {"limit": -1, "offset": 0}}), COLS).is_err());
+        let err = detail(json!({"filter": {"children": [{"table": "t", "operator": "=", "value": [1, 2]}]}}));
+        assert!(err.contains("one value"), "{err}");
+        assert!(compile(json!({"page": {"limit": -1, "offset": 0}})).is_err());
+        assert!(compile(json!([1])).is_err());
+    }
+
+    #[test]
+    fn queries_past_the_limits_are_refused_before_sql() {
+        let many: Vec<Value> = (0..MAX_FILTER_VALUES as i64 + 1).map(Value::from).collect();
+        let err = compile(json!({"filter": {"children": [{"table": "t", "operator": "IN", "value": many}]}}));
+        assert!(err.err().unwrap().detail.contains(&MAX_FILTER_VALUES.to_string()));
+        let nodes: Vec<Value> = (0..MAX_FILTER_NODES).map(|i| json!({"table": "t", "value": i})).collect();
+        let err = compile(json!({"filter": {"join_condition": "OR", "children": nodes}}));
+        assert!(err.err().unwrap().detail.contains(&MAX_FILTER_NODES.to_string()));
+        // Just under the limit: a balanced tree, shallow enough for SQLite.
+        let nodes: Vec<Value> =
+            (0..MAX_FILTER_NODES - 1).map(|i| json!({"table": "t", "value": i})).collect();
+        let c = compile(json!({"filter": {"join_condition": "OR", "children": nodes}})).unwrap();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER, name TEXT, account_id TEXT)").unwrap();
+        let rows =
+            rows(&conn, &c.sql("SELECT id FROM t", "1"), c.params(vec![]), |r| r.get::<_, i64>(0)).unwrap();
+        assert!(rows.is_empty());
+        let long = "x".repeat(MAX_LIKE_PATTERN + 1);
+        let err = compile(
+            json!({"filter": {"children": [{"table": "t", "column": "Name", "operator": "LIKE", "value": long}]}}),
+        );
+        assert!(err.err().unwrap().detail.contains("LIKE"));
     }
 }

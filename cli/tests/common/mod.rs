@@ -133,6 +133,23 @@ impl Serve {
         self.child.wait().expect("wait for norman serve")
     }
 
+    /// SIGTERM; the exit status if the process ended within `limit`, and how long it took.
+    pub fn stop_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> (Option<std::process::ExitStatus>, std::time::Duration) {
+        let start = std::time::Instant::now();
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait for norman serve") {
+                return (Some(status), start.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (None, start.elapsed())
+    }
+
     pub fn config(&self) -> norman::AppConfig {
         norman::AppConfig {
             base_url: self.base_url.clone(),
