@@ -32,3 +32,27 @@ soname_link() {
     [ -n "$soname" ] || { echo "no SONAME in $dir/libnorman.so" >&2; return 1; }
     [ -e "$dir/$soname" ] || ln -sf libnorman.so "$dir/$soname"
 }
+
+# Writes DIR/norman.pc for the build NORMAN_LIB_DIR holds (header from include/, rpath to the build)
+# and puts DIR first in PKG_CONFIG_PATH: how the Go binding, which finds libnorman through
+# pkg-config, links the repository's own build.
+dev_pkg_config() {
+    local dir=$1 root version
+    root=$(pwd)
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+    mkdir -p "$dir"
+    cat >"$dir/norman.pc" <<PC
+libdir=$NORMAN_LIB_DIR
+includedir=$root/include
+
+Name: norman
+Description: libnorman, this repository's build
+Version: $version
+Libs: -L\${libdir} -Wl,-rpath,\${libdir} -lnorman
+Cflags: -I\${includedir}
+PC
+    export PKG_CONFIG_PATH="$dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    # go's build cache keys cgo packages on CGO_LDFLAGS but not on pkg-config's answer: naming the
+    # build here keeps a package built against another build from being reused.
+    export CGO_LDFLAGS="-L$NORMAN_LIB_DIR${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
+}
