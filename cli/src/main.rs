@@ -61,9 +61,9 @@ enum Command {
         #[arg(long, default_value_t = 300.0)]
         timeout: f64,
     },
-    /// Upload a file as a model asset or an invocation input (token from NORMAN_TOKEN).
+    /// Upload a file as a model asset or an invocation input (token: NORMAN_TOKEN, else `login --save`).
     Push(transfer::PushArgs),
-    /// Download a model asset or an invocation input or output (token from NORMAN_TOKEN).
+    /// Download a model asset or an invocation input or output (token as for push).
     Pull(transfer::PullArgs),
     /// Create an account and print its token (or store it with --save for later commands).
     Signup(account::SignupArgs),
