@@ -315,6 +315,10 @@ fn finish_session(login: LoginResponse, out: &SessionOutput, what: &str) -> CliR
     let account = login.account.unwrap_or_default();
     if out.save {
         let path = save_token(&token)?;
+        if std::env::var("NORMAN_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {
+            let _ =
+                writeln!(std::io::stderr(), "norman: NORMAN_TOKEN is set here and wins over the saved token");
+        }
         if out.json {
             let line = json!({ "account": account, "token_file": path });
             return print_line(&line.to_string());

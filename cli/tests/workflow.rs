@@ -169,6 +169,9 @@ fn tokens_are_trimmed_blank_is_unset_and_inner_spaces_are_refused() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(run(&mut norman(&["models", "list"])).trim(), "no models");
     fails_with(norman(&["models", "list"]).env("NORMAN_TOKEN", "nat_wrong").output().unwrap(), "401");
+    let out = norman(&["signup", "--save"]).env("NORMAN_TOKEN", &token).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NORMAN_TOKEN is set here and wins"));
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     fails_with(norman(&["models", "list"]).output().unwrap(), "chmod 600");
 }
