@@ -19,10 +19,23 @@ fn main() {
         "\n#define NORMAN_VERSION_MAJOR {major}\n#define NORMAN_VERSION_MINOR {minor}\n\
          #define NORMAN_VERSION_PATCH {patch}\n#define NORMAN_VERSION \"{version}\"\n"
     ));
+    soname(&major, &minor);
     cbindgen::Builder::new()
         .with_crate(&crate_dir)
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate norman.h from src/ffi")
         .write_to_file(&out);
+}
+
+/// The SONAME of the shared library, as cargo-c names it (so `cargo cinstall` and `make install`
+/// agree): `libnorman.so.MAJOR`, or `libnorman.so.0.MINOR` while the major version is 0 (semver lets
+/// 0.x releases break each other). The Makefile installs libnorman.so.X.Y.Z with symlinks to it.
+fn soname(major: &str, minor: &str) {
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if matches!(os.as_str(), "macos" | "ios" | "windows") {
+        return; // not an ELF target: install names and DLLs are set another way
+    }
+    let suffix = if major == "0" { format!("0.{minor}") } else { major.to_owned() };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libnorman.so.{suffix}");
 }

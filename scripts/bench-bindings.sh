@@ -12,6 +12,12 @@ rounds=${2:-3}
 cargo build --locked --release --quiet --lib --bins
 target_dir=${CARGO_TARGET_DIR:-target}
 lib_dir=$(cd "$target_dir/release" && pwd)
+# The system libraries of a static link, as rustc names them (Makefile: native-static-libs).
+make --quiet static-libs CARGO_TARGET_DIR="$target_dir" >/dev/null
+read -ra static_libs < "$lib_dir/norman-static-libs.txt"
+# shellcheck source=scripts/pick-build.sh
+. scripts/pick-build.sh
+soname_link "$lib_dir"
 shm_root=/tmp
 [ -d /dev/shm ] && [ -w /dev/shm ] && shm_root=/dev/shm   # blob writes in memory, not on the disk
 out=$(mktemp -d "$shm_root/norman-bench.XXXXXX")
@@ -24,8 +30,9 @@ cleanup() {
 trap cleanup EXIT
 
 gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/bench.c -o "$out/cbench" \
-    "$lib_dir/libnorman.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-(cd bindings/go/norman && CGO_LDFLAGS="-L$lib_dir -Wl,-rpath,$lib_dir" go test -c -o "$out/go.test" .)
+    "$lib_dir/libnorman.a" "${static_libs[@]}"
+NORMAN_LIB_DIR=$lib_dir dev_pkg_config "$out/pkgconfig"   # scripts/pick-build.sh
+(cd bindings/go/norman && go test -c -o "$out/go.test" .)
 (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error)
 
 start_serve "$lib_dir/norman" "$out/serve"

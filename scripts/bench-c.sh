@@ -11,6 +11,9 @@ mib=${1:-512}
 cargo build --locked --release --quiet --lib --bins --example upload_rate
 target_dir=${CARGO_TARGET_DIR:-target}
 lib_dir=$(cd "$target_dir/release" && pwd)
+# The system libraries of a static link, as rustc names them (Makefile: native-static-libs).
+make --quiet static-libs CARGO_TARGET_DIR="$target_dir" >/dev/null
+read -ra static_libs < "$lib_dir/norman-static-libs.txt"
 export NORMAN_BIN="$lib_dir/norman"
 out=$(mktemp -d)
 export NORMAN_TEST_DIR="$out"
@@ -18,7 +21,7 @@ export NORMAN_TEST_DIR="$out"
 . scripts/serve.sh
 trap 'stop_serve; rm -rf "$out"' EXIT
 gcc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -Itests/c tests/c/bench.c -o "$out/bench" \
-    "$lib_dir/libnorman.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+    "$lib_dir/libnorman.a" "${static_libs[@]}"
 
 fused=$("$NORMAN_BIN" bench --cpu-only --cpu-mib 1024 | awk '/fused hash\+encrypt\+copy/ {print $(NF-1)}')
 echo "fused hash+encrypt+copy (one core): $fused MB/s"

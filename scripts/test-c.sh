@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs the C tests of libnorman against include/norman.h and the built shared and static
 # libraries: -Wall -Wextra -Werror -pedantic, AddressSanitizer (leaks included) on the shared build,
-# the header compiled as C++, the exported symbols checked against the header, the quickstart
-# example, and the backend tests against a real `norman serve` when this build has it.
+# the header compiled as C++, the exported symbols checked against the header, the SONAME, static
+# links with exactly the system libraries rustc names (native-static-libs), `make install` (file
+# names, links, stripped, pkg-config shared and static), the quickstart example, and the backend
+# tests against a real `norman serve` when this build has it.
 #
 # Usage: scripts/test-c.sh [--release]   (CARGO_TARGET_DIR is honoured)
 set -euo pipefail
@@ -29,7 +31,23 @@ export NORMAN_TEST_DIR="$out"
 cc=${CC:-gcc}
 cxx=${CXX:-g++}
 cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -Iinclude -Itests/c)
-static_libs=(-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc)
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+echo "== C: the system libraries of a static link, as rustc prints them (native-static-libs)"
+make --quiet static-libs PROFILE="$profile" CARGO_TARGET_DIR="$target_dir" >/dev/null
+read -ra static_libs < "$lib_dir/norman-static-libs.txt"
+echo "${static_libs[*]}"
+[[ " ${static_libs[*]} " == *" -lc "* ]]
+
+echo "== C: SONAME"
+major=${version%%.*}
+minor=${version#*.}
+minor=${minor%%.*}
+if [ "$major" = 0 ]; then soname=libnorman.so.0.$minor; else soname=libnorman.so.$major; fi
+readelf -d "$lib_dir/libnorman.so" | grep -F "Library soname: [$soname]"
+# shellcheck source=scripts/pick-build.sh
+. scripts/pick-build.sh
+soname_link "$lib_dir"   # what programs linked against the build tree load
 
 echo "== C: exported symbols are all declared in include/norman.h"
 missing=0
@@ -56,13 +74,28 @@ $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnor
 # Built, not run (scripts/bench-c.sh runs it): so the benchmark never rots.
 $cc "${cflags[@]}" tests/c/bench.c -o "$out/bench" "$lib_dir/libnorman.a" "${static_libs[@]}"
 
-echo "== C: make install into a scratch prefix; a pkg-config build of the quickstart"
-make --quiet install PREFIX="$out/prefix" PROFILE="$profile" CARGO_TARGET_DIR="$target_dir" >/dev/null
-export PKG_CONFIG_PATH="$out/prefix/lib/pkgconfig"
+echo "== C: make install into a scratch prefix; pkg-config builds (shared, static) of the quickstart"
+prefix="$out/prefix"
+make --quiet install PREFIX="$prefix" PROFILE="$profile" CARGO_TARGET_DIR="$target_dir" >/dev/null
+[ "$(readlink "$prefix/lib/libnorman.so")" = "libnorman.so.$version" ]
+[ "$(readlink "$prefix/lib/$soname")" = "libnorman.so.$version" ]
+[ -f "$prefix/lib/libnorman.so.$version" ] && [ -f "$prefix/lib/libnorman.a" ] && [ -f "$prefix/include/norman.h" ]
+for lib in "$prefix/lib/libnorman.so.$version" "$prefix/lib/libnorman.a"; do
+    if readelf -S -W "$lib" | grep -q '\.debug_info'; then echo "not stripped: $lib"; exit 1; fi
+done
+du -b "$prefix/lib/libnorman.so.$version" "$prefix/lib/libnorman.a"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+[ "$(pkg-config --modversion norman)" = "$version" ]
+# No -Wl,-rpath of our own: norman.pc's Libs carry it, and the backend section runs this binary.
 # shellcheck disable=SC2046
 $cc -std=c11 -Wall -Wextra -Werror -pedantic examples/c/quickstart.c -o "$out/quickstart_pc" \
-    $(pkg-config --cflags --libs norman) -Wl,-rpath,"$out/prefix/lib"
-[ "$(pkg-config --modversion norman)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" ]
+    $(pkg-config --cflags --libs norman)
+readelf -d "$out/quickstart_pc" | grep -F "Shared library: [$soname]"
+# Static: -l:libnorman.a picks the archive over the .so; the rest is Libs.private, nothing added.
+# shellcheck disable=SC2046
+$cc "${cflags[@]}" tests/c/test_ffi.c -o "$out/test_ffi_static_pc" $(pkg-config --cflags norman) \
+    $(pkg-config --static --libs norman | sed 's/-lnorman\b/-l:libnorman.a/')
+if readelf -d "$out/test_ffi_static_pc" | grep -q 'libnorman'; then echo "static link needs libnorman.so"; exit 1; fi
 
 # LSan: Rust's runtime keeps a few process-lifetime allocations (thread-locals of threads that are
 # still parked); those are reachable, so only real leaks are reported.
@@ -73,6 +106,8 @@ echo "== C: test_ffi (static library)"
 "$out/test_ffi_static"
 echo "== C: test_routes: the token goes to the base URL only (shared library, AddressSanitizer)"
 "$out/test_routes_asan"
+echo "== C: test_ffi (static library through pkg-config --static)"
+"$out/test_ffi_static_pc"
 
 serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
 if "$serve_bin" serve --help >/dev/null 2>&1; then
@@ -84,6 +119,8 @@ if "$serve_bin" serve --help >/dev/null 2>&1; then
     NORMAN_TEST_BASE_URL="$base_url" "$out/test_backend_asan" || status=$?
     echo "== C: quickstart example"
     NORMAN_BASE_URL="$base_url" "$out/quickstart" || status=$?
+    echo "== C: quickstart example, installed shared library found through norman.pc's rpath"
+    NORMAN_BASE_URL="$base_url" "$out/quickstart_pc" || status=$?
     stop_serve
     [ "$status" -eq 0 ]
 else

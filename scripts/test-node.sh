@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Node binding's tests (bindings/node) with node's own test runner against a real
-# `norman serve`, after `npm ci`. Tests the build NORMAN_LIBRARY and NORMAN_BIN name, else builds
+# `norman serve`, after `npm ci`, then the packed tarball installed outside the repository
+# (scripts/test-node-package.sh, counted as one test). Tests the build NORMAN_LIBRARY and NORMAN_BIN name, else builds
 # and tests the debug build (scripts/pick-build.sh).
 # Ends with exactly one line `node tests: N passed, M failed`.
 set -euo pipefail
@@ -23,5 +24,8 @@ failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -1)
 passed=${passed:-0}
 failed=${failed:-0}
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "== node: npm install of the packed tarball in an empty project outside the repository"
+cd ../..
+if scripts/test-node-package.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 echo "node tests: $passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

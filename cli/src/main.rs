@@ -1,7 +1,9 @@
 //! `norman`: the command-line face of libnorman.
 
+mod account;
 mod bench;
 mod demo;
+mod models;
 mod serve;
 mod transfer;
 
@@ -25,10 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the xxh3-64 checksum of each FILE, as `<16-hex>  FILE`.
+    /// Print the xxh3-64 checksum of each FILE, as `<16-hex>  FILE` (`-` reads standard input).
     Checksum {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print a JSON list of {file, checksum, bytes}.
+        #[arg(long)]
+        json: bool,
     },
     /// Stream FILE to the upload socket of a pairing and print its checksum.
     Send {
@@ -56,10 +61,23 @@ enum Command {
         #[arg(long, default_value_t = 300.0)]
         timeout: f64,
     },
-    /// Upload a file as a model asset or an invocation input (token from NORMAN_TOKEN).
+    /// Upload a file as a model asset or an invocation input (token: NORMAN_TOKEN, else `login --save`).
     Push(transfer::PushArgs),
-    /// Download a model asset or an invocation input or output (token from NORMAN_TOKEN).
+    /// Download a model asset or an invocation input or output (token as for push).
     Pull(transfer::PullArgs),
+    /// Create an account and print its token (or store it with --save for later commands).
+    Signup(account::SignupArgs),
+    /// Log in and print the token (or store it with --save for later commands).
+    Login(account::LoginArgs),
+    /// Remove the token `--save` stored.
+    Logout,
+    /// Create and list models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Show the status flags of entities and whether each is done, failed or pending.
+    Status(models::StatusArgs),
+    /// Print the completion script for SHELL (e.g. `norman completions bash > ~/.local/share/bash-completion/completions/norman`).
+    Completions { shell: clap_complete::Shell },
     /// Measure the cipher, the hash, the fused pass and a loopback upload; print the figures.
     Bench(bench::BenchArgs),
     /// Run the main job end to end on this machine and show what happened.
@@ -74,6 +92,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(message) => {
             let _ = writeln!(std::io::stderr(), "norman: {message}");
+            if let Some(hint) = account::hint(&message) {
+                let _ = writeln!(std::io::stderr(), "norman: hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -84,7 +105,7 @@ pub type CliResult<T = ExitCode> = Result<T, String>;
 
 fn run(command: Command) -> CliResult {
     match command {
-        Command::Checksum { files } => checksum(&files),
+        Command::Checksum { files, json } => checksum(&files, json),
         Command::Send { pairing, file } => {
             let pairing = read_pairing(&pairing)?;
             let config = AppConfig::from_env().map_err(|e| e.to_string())?;
@@ -125,16 +146,31 @@ fn run(command: Command) -> CliResult {
         }
         Command::Push(args) => transfer::push(args),
         Command::Pull(args) => transfer::pull(args),
+        Command::Signup(args) => account::signup(args),
+        Command::Login(args) => account::login(args),
+        Command::Logout => account::logout(),
+        Command::Models(command) => models::models(command),
+        Command::Status(args) => models::status(args),
+        Command::Completions { shell } => models::completions(shell),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }
 
-fn checksum(files: &[PathBuf]) -> CliResult {
+fn checksum(files: &[PathBuf], json: bool) -> CliResult {
     let mut failed = false;
+    let mut sums = Vec::new();
     for file in files {
-        match norman::checksum::checksum_file(file) {
+        let sum = if file.as_os_str() == "-" {
+            norman::checksum::checksum_reader(std::io::stdin().lock())
+        } else {
+            norman::checksum::checksum_file(file)
+        };
+        match sum {
+            Ok((sum, bytes)) if json => {
+                sums.push(serde_json::json!({ "file": file, "checksum": sum.to_hex(), "bytes": bytes }))
+            }
             Ok((sum, _)) => {
                 print_line(&format!("{sum}  {}", file.display()))?;
             }
@@ -143,6 +179,9 @@ fn checksum(files: &[PathBuf]) -> CliResult {
                 let _ = writeln!(std::io::stderr(), "norman: {}: {e}", file.display());
             }
         }
+    }
+    if json {
+        print_line(&serde_json::Value::Array(sums).to_string())?;
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

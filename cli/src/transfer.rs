@@ -41,13 +41,10 @@ pub struct PullArgs {
     out: PathBuf,
 }
 
-/// The configured client: NORMAN_BASE_URL and friends, and the token from NORMAN_TOKEN.
+/// The configured client: NORMAN_BASE_URL and friends, and the token from NORMAN_TOKEN or the file
+/// `norman login --save` wrote (account.rs).
 pub fn client_from_env() -> CliResult<(AppConfig, HttpClient)> {
-    let token =
-        std::env::var("NORMAN_TOKEN").map_err(|_| "NORMAN_TOKEN is not set: log in and export the token")?;
-    let config = AppConfig::from_env().map_err(|e| e.to_string())?;
-    let http = HttpClient::new(&config).map_err(|e| e.to_string())?;
-    Ok((config, http.with_token(token)))
+    crate::account::client_from_env()
 }
 
 fn split_path<const N: usize>(flag: &str, value: &str) -> CliResult<[String; N]> {

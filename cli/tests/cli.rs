@@ -220,8 +220,13 @@ fn push_and_pull_through_a_real_backend() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sum));
     assert!(std::fs::read(&dest).unwrap() == content);
 
-    let out =
-        norman().args(["push", "--asset", &asset]).arg(&src).env_remove("NORMAN_TOKEN").output().unwrap();
+    let out = norman()
+        .args(["push", "--asset", &asset])
+        .arg(&src)
+        .env_remove("NORMAN_TOKEN")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .unwrap();
     assert_clean_failure(&out, "NORMAN_TOKEN");
     let mut bad = norman();
     bad.args(["pull", "--asset", "only/two", "--out"]).arg(&dest);

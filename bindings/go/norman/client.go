@@ -2,15 +2,14 @@
 // of model assets and invocation inputs, downloads, and every route of the Norman API, over the C
 // library through cgo.
 //
-// The library is linked from the repository's cargo build (target/release) by default; build with
-// the tag norman_system to link an installed libnorman through pkg-config instead, or point
-// CGO_LDFLAGS at another build ("-L$dir -Wl,-rpath,$dir").
+// The C library is found through pkg-config (norman.pc, which `make install` writes): its Cflags
+// name the folder of norman.h, its Libs link libnorman and set an rpath to its libdir, so programs
+// run without LD_LIBRARY_PATH. Set PKG_CONFIG_PATH to PREFIX/lib/pkgconfig for a prefix pkg-config
+// does not search (scripts/test-go.sh points it at a norman.pc for the repository's own build).
 package norman
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../../include
-#cgo !norman_system LDFLAGS: -L${SRCDIR}/../../../target/release -Wl,-rpath,${SRCDIR}/../../../target/release -lnorman
-#cgo norman_system pkg-config: norman
+#cgo pkg-config: norman
 #include <stdlib.h>
 #include "norman.h"
 */
