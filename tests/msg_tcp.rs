@@ -392,6 +392,18 @@ async fn malformed_frames_and_limits() {
     let mut s = TcpStream::connect(&addr).await.unwrap();
     assert!(closed(&mut s).await);
     assert!(t0.elapsed() < Duration::from_secs(3));
+    // A peer trickling a frame byte by byte is still held to the handshake deadline.
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let frame = Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"slow"[..]).encode().unwrap();
+    for b in &frame {
+        if s.write_all(&[*b]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed(&mut s).await);
+    assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
     // Connection limit: a fourth connection is closed at once.
     let keep: Vec<Client> =
         futures_util::future::join_all((0..3).map(|_| client(&addr, Layers::new()))).await;

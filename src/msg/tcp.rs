@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
 
 use super::layer::Layers;
 use super::router::{self, handler, Handler, Key, Outcome, Router};
@@ -166,13 +167,13 @@ impl FrameReader {
         &mut self,
         r: &mut R,
         need: usize,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> std::result::Result<(), ReadError> {
         while self.buf.len() < need {
             self.buf.reserve((need - self.buf.len()).max(8192));
             let read = r.read_buf(&mut self.buf);
-            let n = match timeout {
-                Some(t) => tokio::time::timeout(t, read).await.map_err(|_| ReadError::Timeout)?,
+            let n = match deadline {
+                Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| ReadError::Timeout)?,
                 None => read.await,
             }
             .map_err(|e| ReadError::Fail(Error::Io { during: "reading a message", source: e }))?;
@@ -191,13 +192,15 @@ impl FrameReader {
         Ok(())
     }
 
-    /// The next frame: its header and its payload (auth + body). Lengths are checked against the
-    /// limits before the payload is read.
+    /// The next frame: its header and its payload (auth + body), which must arrive whole within
+    /// `timeout` (a peer trickling bytes cannot hold a connection). Lengths are checked against
+    /// the limits before the payload is read.
     async fn next<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,
         timeout: Option<Duration>,
     ) -> std::result::Result<(Header, Bytes), ReadError> {
+        let timeout = timeout.map(|t| Instant::now() + t);
         self.fill(r, HEADER_LEN, timeout).await?;
         let header = Header::decode(&self.buf[..HEADER_LEN]).map_err(ReadError::Fail)?;
         self.limits.check(&header).map_err(ReadError::Fail)?;
@@ -235,9 +238,11 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Connections beyond this are closed as soon as they are accepted.
     pub max_connections: usize,
-    /// A connection silent this long is closed (`None`: never).
+    /// A connection silent this long is closed (`None`: never); each message must also arrive
+    /// whole within this time of the previous one.
     pub idle_timeout: Option<Duration>,
-    /// The first complete message must arrive within this time of the connection.
+    /// The first complete message must arrive within this time of the connection (a deadline,
+    /// not a per-read timeout).
     pub handshake_timeout: Duration,
     /// Bytes queued for one connection's writer at most.
     pub queue_bytes: usize,
@@ -291,9 +296,28 @@ struct ServerInner {
 }
 
 /// A message server. Cheap to clone; handlers may be added before or after [`Server::listen`].
+/// Dropping the last clone stops it (as [`Server::shutdown`] does, without waiting).
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<ServerInner>,
+    _guard: Arc<StopOnDrop>,
+}
+
+struct StopOnDrop(Weak<ServerInner>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            let _ = inner.stop.send(true);
+        }
+    }
+}
+
+impl Server {
+    /// A handle for handlers: it does not keep the server running.
+    fn handle(inner: Arc<ServerInner>) -> Server {
+        Server { inner, _guard: Arc::new(StopOnDrop(Weak::new())) }
+    }
 }
 
 /// The context of a handler: the connection a message came on.
@@ -316,19 +340,19 @@ impl Call {
     /// Subscribes this connection to `uri` (notifications until it unsubscribes or disconnects).
     pub fn subscribe(&self, uri: &[u8]) {
         if let Some(s) = self.server.upgrade() {
-            Server { inner: s }.subscribe(self.conn.id, uri);
+            Server::handle(s).subscribe(self.conn.id, uri);
         }
     }
 
     pub fn unsubscribe(&self, uri: &[u8]) {
         if let Some(s) = self.server.upgrade() {
-            Server { inner: s }.unsubscribe(self.conn.id, uri);
+            Server::handle(s).unsubscribe(self.conn.id, uri);
         }
     }
 
     /// The server (for notify or broadcast from a handler).
     pub fn server(&self) -> Option<Server> {
-        self.server.upgrade().map(|inner| Server { inner })
+        self.server.upgrade().map(Server::handle)
     }
 
     /// Sends `msg` on this connection, sealed with the instance layers (waits for room).
@@ -367,21 +391,21 @@ fn task_guard(inner: &Arc<ServerInner>) -> TaskGuard {
 impl Server {
     pub fn new(config: ServerConfig) -> Server {
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        Server {
-            inner: Arc::new(ServerInner {
-                config,
-                router: Router::default(),
-                conns: Mutex::new(HashMap::new()),
-                subs: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(1),
-                stop: watch::channel(false).0,
-                local: Mutex::new(None),
-                live_tasks: AtomicUsize::new(0),
-                tasks_done: Notify::new(),
-                slots,
-                dropped_slow: AtomicU64::new(0),
-            }),
-        }
+        let inner = Arc::new(ServerInner {
+            config,
+            router: Router::default(),
+            conns: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stop: watch::channel(false).0,
+            local: Mutex::new(None),
+            live_tasks: AtomicUsize::new(0),
+            tasks_done: Notify::new(),
+            slots,
+            dropped_slow: AtomicU64::new(0),
+        });
+        let guard = Arc::new(StopOnDrop(Arc::downgrade(&inner)));
+        Server { inner, _guard: guard }
     }
 
     /// Handles messages of `message_type` (and `uri`, when given) with an async closure; its

@@ -457,6 +457,9 @@ impl Message {
         if payload.len() != header.payload_len() {
             return Err(Error::Protocol("payload length differs from the header".into()));
         }
+        if header.body_length < 2 {
+            return Err(Error::Protocol("body shorter than its uri length field".into()));
+        }
         let auth = AuthFields::decode(&payload[..auth_len])?;
         let body = payload.slice(auth_len..);
         let uri_len = u16::from_be_bytes([body[0], body[1]]) as usize;
