@@ -363,11 +363,14 @@ async fn malformed_frames_and_limits() {
     .await;
     // Bad checksum: ERROR "invalid message", the connection stays.
     let mut s = TcpStream::connect(&addr).await.unwrap();
-    let mut frame = Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"x"[..]).encode().unwrap();
+    let mut m = Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"x"[..]);
+    m.auth.set_bytes(norman::msg::REQUEST_ID_FIELD, &7u64.to_be_bytes());
+    let mut frame = m.encode().unwrap();
     frame[5] ^= 0xff;
     s.write_all(&frame).await.unwrap();
     let r = read_reply(&mut s).await.unwrap();
     assert_eq!((r.message_type, &r.content[..]), (MessageType::ERROR, &b"invalid message"[..]));
+    assert_eq!(r.auth.get_bytes(norman::msg::REQUEST_ID_FIELD), Some(&7u64.to_be_bytes()[..]));
     s.write_all(&Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"ok"[..]).encode().unwrap())
         .await
         .unwrap();
