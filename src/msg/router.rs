@@ -132,7 +132,7 @@ pub enum Outcome {
     None,
 }
 
-/// The AUTH_ERROR netaio sends when a check fails: plain, uri `ERROR`, "<layer> auth failed";
+/// The AUTH_ERROR netaio sends when a check fails: plain, uri `ERROR`, "`<layer>` auth failed";
 /// none for a message whose type is ERROR or AUTH_ERROR (loop prevention). We add the request
 /// id, so a libnorman requester completes at once.
 pub fn auth_error_reply(failed: &Message, layer: &str) -> Option<Message> {
