@@ -133,7 +133,8 @@ async fn write_loop(
         };
         buf.clear();
         held.clear();
-        if buf.capacity() > 2 * BATCH {
+        // A burst's buffer is not kept: a thousand idle connections must stay small.
+        if buf.capacity() > 64 * 1024 {
             buf = Vec::new();
         }
         if !ok {
@@ -208,6 +209,10 @@ impl FrameReader {
         self.fill(r, total, timeout).await?;
         let mut frame = self.buf.split_to(total);
         let payload = frame.split_off(HEADER_LEN).freeze();
+        if self.buf.is_empty() && self.buf.capacity() > 16 * 1024 {
+            // Let go of a large buffer (it is freed with the last message that points into it).
+            self.buf = BytesMut::new();
+        }
         Ok((header, payload))
     }
 }
