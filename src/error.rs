@@ -67,6 +67,19 @@ pub enum Error {
 
     #[error("could not decode {what}: {message}")]
     Decode { what: String, message: String },
+
+    /// A BSON frame whose length prefix is outside `5..=max`: refused before reading or allocating
+    /// its body. The stream is out of step afterwards (kind: Oversize above `max`, else Decode).
+    #[error("BSON frame length {length} is outside the allowed 5..={max} bytes")]
+    FrameLength { length: i64, max: u32 },
+
+    /// A document the py-bson dialect refuses to send: py-bson could not read it, or would misread it.
+    #[error("not sent to a py-bson peer: field `{field}` {reason}")]
+    PyBsonUnsupported { field: String, reason: String },
+
+    /// A frame reader used again after a truncated or mis-sized frame left its stream out of step.
+    #[error("the BSON stream is out of step after an earlier bad frame; reconnect")]
+    FrameStreamBroken,
 }
 
 /// The body of an HTTP error: a bounded, printable excerpt (token scrubbed) and the raw bytes for
@@ -131,6 +144,10 @@ impl Error {
             Error::Http { .. } => ErrorKind::Http,
             Error::Network { .. } => ErrorKind::Network,
             Error::Decode { .. } => ErrorKind::Decode,
+            Error::FrameLength { length, max } if *length > i64::from(*max) => ErrorKind::Oversize,
+            Error::FrameLength { .. } => ErrorKind::Decode,
+            Error::PyBsonUnsupported { .. } => ErrorKind::InvalidArgument,
+            Error::FrameStreamBroken => ErrorKind::State,
         }
     }
 
