@@ -1,6 +1,7 @@
 //! `norman`: the command-line face of libnorman.
 
 mod bench;
+mod bson;
 mod demo;
 mod serve;
 mod transfer;
@@ -66,6 +67,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a local Norman backend (every route, upload sockets, SQLite metadata, blobs on disk).
     Serve(serve::ServeArgs),
+    /// BSON documents over TCP, one per frame, interoperable with py-bson's sendobj/recvobj.
+    Bson(bson::BsonArgs),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +131,7 @@ fn run(command: Command) -> CliResult {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Bson(args) => bson::run(args),
     }
 }
 
