@@ -14,7 +14,7 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== benchmark smoke run (a debug build: proves the bench runs; real figures need --release)"
 cargo run --locked --quiet -- bench --cpu-mib 16 --size-mib 16
 
-echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes, Python peers)"
+echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes)"
 # shellcheck source=scripts/py-venv.sh
 source scripts/py-venv.sh && py_venv
 export NORMAN_REQUIRE_PYTHON=1
