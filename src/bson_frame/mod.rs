@@ -1,5 +1,5 @@
 //! BSON documents over sockets, one document per frame, interoperable with py-bson's socket
-//! extensions (`bson.patch_socket()`: `sendobj`/`recvobj`/`recvbytes`); see `docs/BSON_SOCKET.md`.
+//! extensions (`bson.patch_socket()`: `sendobj`/`recvobj`/`recvbytes`); see `docs/netaio/BSON_SOCKET.md`.
 //!
 //! - [`read_exact_into`]: exact-length reads over any `AsyncRead` that tell a clean close from a
 //!   truncation, a timeout and an error, and resume into the caller's buffer.
