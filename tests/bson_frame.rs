@@ -443,3 +443,45 @@ async fn property_reader_on_arbitrary_bytes() {
     }
     assert!(accepted > 300 && refused > 1000, "accepted {accepted}, refused {refused}");
 }
+
+/// Documents per second one way over loopback TCP (a figure, not a check):
+/// `cargo test --release --test bson_frame -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement"]
+fn measure_documents_per_second_over_loopback() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for (size, count) in [(1024usize, 400_000u32), (1 << 20, 1000)] {
+        let doc = RawDocumentBuf::try_from(&doc! {"id": 1, "payload": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![7; size - 27] }}).unwrap();
+        assert_eq!(doc.as_bytes().len(), size);
+        let seconds = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let sender = tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let mut out = tokio::io::BufWriter::with_capacity(1 << 16, stream);
+                let mut writer = FrameWriter::new(Limits::default(), Dialect::Standard);
+                for _ in 0..count {
+                    writer.send_raw(&mut out, &doc).await.unwrap();
+                }
+                out.flush().await.unwrap();
+            });
+            let (stream, _) = listener.accept().await.unwrap();
+            let start = std::time::Instant::now();
+            let mut input = tokio::io::BufReader::with_capacity(1 << 16, stream);
+            let mut frames = FrameReader::new(Limits::default());
+            let mut received = 0u32;
+            while let Some(doc) = frames.read(&mut input, None).await.unwrap() {
+                assert_eq!(doc.as_bytes().len(), size);
+                received += 1;
+            }
+            sender.await.unwrap();
+            assert_eq!(received, count);
+            start.elapsed().as_secs_f64()
+        });
+        println!(
+            "{size} B documents: {:.0} per second ({:.0} MiB/s)",
+            count as f64 / seconds,
+            count as f64 * size as f64 / seconds / 1048576.0
+        );
+    }
+}

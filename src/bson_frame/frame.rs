@@ -193,6 +193,13 @@ impl FrameWriter {
         check(doc, &self.limits, self.dialect, self.allow_uint64)?;
         Ok(doc)
     }
+
+    /// Like [`FrameWriter::encode`], but hands the bytes over (the writer's buffer starts afresh).
+    pub fn encode_owned<T: Serialize>(&mut self, value: &T) -> Result<RawDocumentBuf> {
+        self.encode(value)?;
+        RawDocumentBuf::from_bytes(std::mem::take(&mut self.buf))
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode as a BSON document: {e}")))
+    }
 }
 
 fn check(doc: &RawDocument, limits: &Limits, dialect: Dialect, allow_uint64: bool) -> Result<()> {
@@ -212,12 +219,4 @@ fn check(doc: &RawDocument, limits: &Limits, dialect: Dialect, allow_uint64: boo
 pub fn decode<T: DeserializeOwned>(doc: &RawDocument) -> Result<T> {
     bson::deserialize_from_slice(doc.as_bytes())
         .map_err(|e| Error::Decode { what: "BSON document".into(), message: e.to_string() })
-}
-
-/// Serializes `value` into an owned document, checked like [`FrameWriter::encode`].
-pub fn encode<T: Serialize>(value: &T, limits: &Limits, dialect: Dialect) -> Result<RawDocumentBuf> {
-    let mut writer = FrameWriter::new(*limits, dialect);
-    writer.encode(value)?;
-    RawDocumentBuf::from_bytes(writer.buf)
-        .map_err(|e| Error::InvalidArgument(format!("cannot encode as a BSON document: {e}")))
 }

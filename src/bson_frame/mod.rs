@@ -20,7 +20,7 @@ mod walk;
 pub use bson::raw::{RawDocument, RawDocumentBuf};
 pub use exact::{read_exact_into, Exact};
 pub use extjson::{from_relaxed_extjson, to_relaxed_extjson};
-pub use frame::{decode, encode, FrameReader, FrameWriter, MIN_DOCUMENT_BYTES};
+pub use frame::{decode, FrameReader, FrameWriter, MIN_DOCUMENT_BYTES};
 
 /// 16 MiB, MongoDB's maxBsonObjectSize.
 pub const DEFAULT_MAX_BYTES: u32 = 16 * 1024 * 1024;
