@@ -68,6 +68,26 @@ pub enum Error {
     #[error("could not decode {what}: {message}")]
     Decode { what: String, message: String },
 
+    /// A malformed message frame (src/msg): unknown type, bad lengths, bad auth fields.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// A message failed the check of an auth layer (src/msg); `layer` names the layer, never a key.
+    #[error("message authentication failed ({layer})")]
+    MsgAuth { layer: &'static str },
+
+    /// A message could not be decrypted by a cipher layer (src/msg).
+    #[error("could not decrypt the message ({layer}): {reason}")]
+    Decrypt { layer: &'static str, reason: &'static str },
+
+    /// The peer answered ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED; the reply is kept.
+    #[error("the peer answered {}", reply.describe())]
+    Remote { reply: Box<crate::msg::Message> },
+
+    /// The connection or socket is closed (or was lost while the operation was in flight).
+    #[error("{0}")]
+    Closed(String),
+
     /// A BSON frame whose length prefix is outside `5..=max`: refused before reading or allocating
     /// its body. The stream is out of step afterwards (kind: Oversize above `max`, else Decode).
     #[error("BSON frame length {length} is outside the allowed 5..={max} bytes")]
@@ -116,6 +136,11 @@ pub enum ErrorKind {
     Http,
     Network,
     Decode,
+    Protocol,
+    MsgAuth,
+    Decrypt,
+    Remote,
+    Closed,
 }
 
 impl Error {
@@ -144,6 +169,11 @@ impl Error {
             Error::Http { .. } => ErrorKind::Http,
             Error::Network { .. } => ErrorKind::Network,
             Error::Decode { .. } => ErrorKind::Decode,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::MsgAuth { .. } => ErrorKind::MsgAuth,
+            Error::Decrypt { .. } => ErrorKind::Decrypt,
+            Error::Remote { .. } => ErrorKind::Remote,
+            Error::Closed(_) => ErrorKind::Closed,
             Error::FrameLength { length, max } if *length > i64::from(*max) => ErrorKind::Oversize,
             Error::FrameLength { .. } => ErrorKind::Decode,
             Error::PyBsonUnsupported { .. } => ErrorKind::InvalidArgument,

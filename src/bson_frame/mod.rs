@@ -10,10 +10,13 @@
 //!   0x11 reads as py-bson's uint64 ([`py_bson`]).
 //! - [`to_relaxed_extjson`] / [`from_relaxed_extjson`]: one line of relaxed Extended JSON per
 //!   document, key order kept.
+//! - [`FrameWriter::message`] / [`message_typed`]: one document as the content of a message of the
+//!   messaging layer ([`crate::msg`]), under the same limits and checks.
 
 mod exact;
 mod extjson;
 mod frame;
+mod message;
 pub mod py_bson;
 mod walk;
 
@@ -21,6 +24,7 @@ pub use bson::raw::{RawDocument, RawDocumentBuf};
 pub use exact::{read_exact_into, Exact};
 pub use extjson::{from_relaxed_extjson, to_relaxed_extjson};
 pub use frame::{decode, FrameReader, FrameWriter, MIN_DOCUMENT_BYTES};
+pub use message::{message_document, message_typed};
 
 /// 16 MiB, MongoDB's maxBsonObjectSize.
 pub const DEFAULT_MAX_BYTES: u32 = 16 * 1024 * 1024;
