@@ -13,7 +13,12 @@ use crate::msg::{Message, MessageType};
 
 impl FrameWriter {
     /// A message carrying `doc` as its content, checked as [`FrameWriter::send_raw`] checks it.
-    pub fn message_raw(&self, message_type: MessageType, uri: impl Into<Bytes>, doc: &RawDocument) -> Result<Message> {
+    pub fn message_raw(
+        &self,
+        message_type: MessageType,
+        uri: impl Into<Bytes>,
+        doc: &RawDocument,
+    ) -> Result<Message> {
         self.check(doc)?;
         let uri = uri.into();
         fits(&uri, doc.as_bytes().len())?;
@@ -21,7 +26,12 @@ impl FrameWriter {
     }
 
     /// A message carrying `value` serialized as one document (no copy of the encoded bytes).
-    pub fn message<T: Serialize>(&mut self, message_type: MessageType, uri: impl Into<Bytes>, value: &T) -> Result<Message> {
+    pub fn message<T: Serialize>(
+        &mut self,
+        message_type: MessageType,
+        uri: impl Into<Bytes>,
+        value: &T,
+    ) -> Result<Message> {
         let doc = self.encode_owned(value)?;
         let uri = uri.into();
         fits(&uri, doc.as_bytes().len())?;
