@@ -2,23 +2,24 @@
 //! netaio 0.0.9 (its wire protocol is written down in `docs/netaio/WIRE.md`), so that libnorman and Python
 //! services using netaio can be mixed.
 //!
-//! - [`wire`]: the frame (9-byte header, packify auth fields, body), [`MessageType`], [`Limits`].
-//! - [`packify`]: the subset of packify netaio puts on the wire.
-//! - [`layer`]: auth/cipher layers. Between libnorman peers use [`Aead`] (ChaCha20-Poly1305; the
+//! - [`wire`] - the frame (9-byte header, packify auth fields, body), [`MessageType`], [`Limits`].
+//! - [`packify`] - the subset of packify netaio puts on the wire.
+//! - [`layer`] - auth/cipher layers. Between libnorman peers use [`Aead`] (ChaCha20-Poly1305; the
 //!   message type, uri and every auth field are authenticated; timestamp window and replay cache
 //!   on). For netaio peers: [`NetaioHmac`] and [`NetaioStreamCipher`], exactly as netaio computes
 //!   them (their weaknesses included: see `WIRE.md` §2).
-//! - [`router`]: handler keys `(type, uri, peer)` → `(type, uri)` → `type`, one-shot handlers,
+//! - [`router`] - handler keys `(type, uri, peer)` → `(type, uri)` → `type`, one-shot handlers,
 //!   default handler.
-//! - [`tcp`]: [`Server`] (handlers, subscribe/notify, broadcast, bounded writer queues, limits)
+//! - [`tcp`] - [`Server`] (handlers, subscribe/notify, broadcast, bounded writer queues, limits)
 //!   and [`Client`] (requests with deadlines, typed remote errors, reconnection).
-//! - [`udp`]: [`Node`] (datagrams, multicast, netaio's peer management, IPv6).
+//! - [`udp`] - [`Node`] (datagrams, multicast, netaio's peer management, IPv6).
 //!
 //! Beyond netaio: requests carry a request id auth field ([`REQUEST_ID_FIELD`]) that libnorman
 //! responders echo, so concurrent requests on one connection never get each other's replies
 //! (netaio peers ignore it and are matched by uri, as netaio does); an ERROR, AUTH_ERROR,
-//! NOT_FOUND or NOT_PERMITTED reply completes a request at once with [`Error::Remote`]
-//! (`crate::Error`); a message whose inner (per-handler) check fails never reaches its handler.
+//! NOT_FOUND or NOT_PERMITTED reply completes a request at once with
+//! [`crate::Error::Remote`]; a message whose inner (per-handler) check fails never reaches its
+//! handler.
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -684,13 +684,19 @@ async fn read_loop(inner: Arc<ServerInner>, conn: Arc<Conn>, mut r: OwnedReadHal
             }
         };
         first = false;
+        let auth_bytes = payload.slice(..header.auth_length as usize);
         let msg = match Message::decode_parts(header, payload) {
             Ok(m) => m,
             Err(Error::ChecksumMismatch { .. }) => {
-                // netaio: ERROR "invalid message", sealed, connection kept. The auth fields decoded,
-                // so the request id (if any) is known; the body is not.
+                // netaio: ERROR "invalid message", sealed, connection kept. The auth fields did
+                // decode, so a request id is echoed (the requester completes at once).
                 let mut reply = Message::error("invalid message", &b"ERROR"[..]);
-                reply.message_type = MessageType::ERROR;
+                if let Some(rid) = super::wire::AuthFields::decode(&auth_bytes)
+                    .ok()
+                    .and_then(|a| a.get_bytes(REQUEST_ID_FIELD).filter(|r| r.len() <= 16).map(<[u8]>::to_vec))
+                {
+                    reply.auth.set_bytes(REQUEST_ID_FIELD, &rid);
+                }
                 if send_reply(&inner, &conn, reply).await.is_err() {
                     return;
                 }
