@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use norman::bson_frame::{
     from_relaxed_extjson, to_relaxed_extjson, Dialect, FrameReader, FrameWriter, Limits, RawDocument,
-    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_BYTES, MIN_DOCUMENT_BYTES,
 };
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,6 +66,11 @@ enum BsonCommand {
 pub fn run(args: BsonArgs) -> CliResult {
     match args.command {
         BsonCommand::Serve { listen, echo, max_bytes, py_bson } => {
+            if max_bytes < MIN_DOCUMENT_BYTES {
+                return Err(format!(
+                    "--max-bytes {max_bytes}: a document takes at least {MIN_DOCUMENT_BYTES} bytes"
+                ));
+            }
             let limits = Limits { max_bytes, ..Limits::default() };
             let dialect = if py_bson { Dialect::PyBson } else { Dialect::Standard };
             runtime()?.block_on(serve(&listen, echo, limits, dialect))

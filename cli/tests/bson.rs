@@ -341,4 +341,8 @@ fn send_fails_with_one_clear_line() {
     check(&["bson", "send", &addr, "--json-file", "/nonexistent/doc.json"], "/nonexistent/doc.json");
     drop(server);
     check(&["bson", "send", &addr, "--json", "{}"], "cannot connect to");
+    check(
+        &["bson", "serve", "--listen", "127.0.0.1:0", "--max-bytes", "4"],
+        "a document takes at least 5 bytes",
+    );
 }
