@@ -15,6 +15,9 @@ echo "== benchmark smoke run (a debug build: proves the bench runs; real figures
 cargo run --locked --quiet -- bench --cpu-mib 16 --size-mib 16
 
 echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes)"
+# shellcheck source=scripts/py-venv.sh
+source scripts/py-venv.sh && py_venv
+export NORMAN_REQUIRE_PYTHON=1
 cargo test --locked --all-targets 2>&1 | tee "$log"
 
 echo "== C tests (header, ASan, static and shared libraries, install, norman serve)"

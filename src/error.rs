@@ -87,6 +87,19 @@ pub enum Error {
     /// The connection or socket is closed (or was lost while the operation was in flight).
     #[error("{0}")]
     Closed(String),
+
+    /// A BSON frame whose length prefix is outside `5..=max`: refused before reading or allocating
+    /// its body. The stream is out of step afterwards (kind: Oversize above `max`, else Decode).
+    #[error("BSON frame length {length} is outside the allowed 5..={max} bytes")]
+    FrameLength { length: i64, max: u32 },
+
+    /// A document the py-bson dialect refuses to send: py-bson could not read it, or would misread it.
+    #[error("not sent to a py-bson peer: field `{field}` {reason}")]
+    PyBsonUnsupported { field: String, reason: String },
+
+    /// A frame reader used again after a truncated or mis-sized frame left its stream out of step.
+    #[error("the BSON stream is out of step after an earlier bad frame; reconnect")]
+    FrameStreamBroken,
 }
 
 /// The body of an HTTP error: a bounded, printable excerpt (token scrubbed) and the raw bytes for
@@ -161,6 +174,10 @@ impl Error {
             Error::Decrypt { .. } => ErrorKind::Decrypt,
             Error::Remote { .. } => ErrorKind::Remote,
             Error::Closed(_) => ErrorKind::Closed,
+            Error::FrameLength { length, max } if *length > i64::from(*max) => ErrorKind::Oversize,
+            Error::FrameLength { .. } => ErrorKind::Decode,
+            Error::PyBsonUnsupported { .. } => ErrorKind::InvalidArgument,
+            Error::FrameStreamBroken => ErrorKind::State,
         }
     }
 

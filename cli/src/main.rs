@@ -2,6 +2,7 @@
 
 mod account;
 mod bench;
+mod bson;
 mod demo;
 mod models;
 mod serve;
@@ -84,6 +85,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a local Norman backend (every route, upload sockets, SQLite metadata, blobs on disk).
     Serve(serve::ServeArgs),
+    /// BSON documents over TCP, one per frame, interoperable with py-bson's sendobj/recvobj.
+    Bson(bson::BsonArgs),
 }
 
 fn main() -> ExitCode {
@@ -155,6 +158,7 @@ fn run(command: Command) -> CliResult {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Bson(args) => bson::run(args),
     }
 }
 
