@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod msg;
 mod serve;
 mod transfer;
 
@@ -66,6 +67,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a local Norman backend (every route, upload sockets, SQLite metadata, blobs on disk).
     Serve(serve::ServeArgs),
+    /// Framed messages compatible with netaio 0.0.9: a broker, a requester, a UDP node, a bench.
+    Msg(msg::MsgArgs),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +131,7 @@ fn run(command: Command) -> CliResult {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Msg(args) => msg::run(args),
     }
 }
 
