@@ -99,7 +99,10 @@ mod tests {
     fn crud_echo_and_notifications() {
         let mut s = Store::new(1 << 20);
         assert_eq!(s.apply(Op::Request, b"a", b""), Outcome { reply: Reply::NotFound, notify: None });
-        assert_eq!(s.apply(Op::Create, b"a", b"one"), Outcome { reply: Reply::Ok, notify: Some(b"one".to_vec()) });
+        assert_eq!(
+            s.apply(Op::Create, b"a", b"one"),
+            Outcome { reply: Reply::Ok, notify: Some(b"one".to_vec()) }
+        );
         assert_eq!(s.apply(Op::Request, b"a", b"ignored").reply, Reply::Respond(b"one".to_vec()));
         assert_eq!(s.apply(Op::Update, b"a", b"two").notify, Some(b"two".to_vec()));
         assert_eq!(s.apply(Op::Request, b"a", b"").reply, Reply::Respond(b"two".to_vec()));
@@ -108,7 +111,10 @@ mod tests {
         assert_eq!(s.held_bytes(), 0);
         assert_eq!(s.apply(Op::Request, b"a", b"").reply, Reply::NotFound);
         assert_eq!(s.apply(Op::Request, b"echo", b"\x00x").reply, Reply::Respond(b"\x00x".to_vec()));
-        assert_eq!(s.apply(Op::Publish, b"t", b"p"), Outcome { reply: Reply::Ok, notify: Some(b"p".to_vec()) });
+        assert_eq!(
+            s.apply(Op::Publish, b"t", b"p"),
+            Outcome { reply: Reply::Ok, notify: Some(b"p".to_vec()) }
+        );
         assert_eq!(s.apply(Op::Request, b"t", b"").reply, Reply::NotFound, "publish stores nothing");
         assert_eq!(s.apply(Op::Subscribe, b"t", b"").reply, Reply::ConfirmSubscribe);
         assert_eq!(s.apply(Op::Unsubscribe, b"t", b"").reply, Reply::ConfirmUnsubscribe);

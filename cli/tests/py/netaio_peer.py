@@ -24,6 +24,7 @@ import base64
 import logging
 import sys
 import time
+import unicodedata
 
 import netaio
 from netaio import (
@@ -58,7 +59,8 @@ def show(data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    if text is None or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    # Control characters = Unicode category Cc, as Rust's char::is_control.
+    if text is None or any(unicodedata.category(c) == "Cc" for c in text):
         return "base64:" + base64.b64encode(data).decode()
     return text
 
