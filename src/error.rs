@@ -67,6 +67,26 @@ pub enum Error {
 
     #[error("could not decode {what}: {message}")]
     Decode { what: String, message: String },
+
+    /// A malformed message frame (src/msg): unknown type, bad lengths, bad auth fields.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// A message failed the check of an auth layer (src/msg); `layer` names the layer, never a key.
+    #[error("message authentication failed ({layer})")]
+    MsgAuth { layer: &'static str },
+
+    /// A message could not be decrypted by a cipher layer (src/msg).
+    #[error("could not decrypt the message ({layer}): {reason}")]
+    Decrypt { layer: &'static str, reason: &'static str },
+
+    /// The peer answered ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED; the reply is kept.
+    #[error("the peer answered {}", reply.describe())]
+    Remote { reply: Box<crate::msg::Message> },
+
+    /// The connection or socket is closed (or was lost while the operation was in flight).
+    #[error("{0}")]
+    Closed(String),
 }
 
 /// The body of an HTTP error: a bounded, printable excerpt (token scrubbed) and the raw bytes for
@@ -103,6 +123,11 @@ pub enum ErrorKind {
     Http,
     Network,
     Decode,
+    Protocol,
+    MsgAuth,
+    Decrypt,
+    Remote,
+    Closed,
 }
 
 impl Error {
@@ -131,6 +156,11 @@ impl Error {
             Error::Http { .. } => ErrorKind::Http,
             Error::Network { .. } => ErrorKind::Network,
             Error::Decode { .. } => ErrorKind::Decode,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::MsgAuth { .. } => ErrorKind::MsgAuth,
+            Error::Decrypt { .. } => ErrorKind::Decrypt,
+            Error::Remote { .. } => ErrorKind::Remote,
+            Error::Closed(_) => ErrorKind::Closed,
         }
     }
 

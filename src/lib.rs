@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod http;
+pub mod msg;
 pub mod objects;
 pub mod sensitive;
 pub mod services;

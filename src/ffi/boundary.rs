@@ -197,6 +197,11 @@ impl From<Error> for FfiError {
             },
             ErrorKind::Network => NORMAN_ERROR_NETWORK,
             ErrorKind::Decode => NORMAN_ERROR_DECODE,
+            // Messaging (src/msg) has no C ABI yet; its own codes come with it.
+            ErrorKind::Protocol | ErrorKind::Decrypt => NORMAN_ERROR_DECODE,
+            ErrorKind::MsgAuth => NORMAN_ERROR_AUTH_HEADER_MISMATCH,
+            ErrorKind::Remote => NORMAN_ERROR_NETWORK,
+            ErrorKind::Closed => NORMAN_ERROR_STATE,
         };
         FfiError { code, message: e.to_string() }
     }
