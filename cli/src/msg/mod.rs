@@ -1,6 +1,7 @@
 //! `norman msg`: netaio-compatible messaging from the command line (serve, request, node, bench).
 //! The interface (flags, output lines, exit codes) is a contract: tests and users script against it.
 
+mod bench;
 mod broker;
 mod format;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+use norman::msg::{Layers, NetaioHmac, NetaioStreamCipher};
 use zeroize::Zeroizing;
 
 use crate::CliResult;
@@ -62,6 +64,32 @@ pub struct LayerSpec {
     pub aead_key: Option<Zeroizing<[u8; 32]>>,
     pub inner_secret: Option<Zeroizing<Vec<u8>>>,
     pub inner_cipher_key: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl LayerSpec {
+    /// The instance layers: AEAD, or netaio's stream cipher inside its HMAC (each when given).
+    pub fn outer(&self) -> Layers {
+        match &self.aead_key {
+            Some(key) => Layers::aead(key),
+            None => Layers::netaio(
+                self.secret.as_deref().map(Vec::as_slice),
+                self.cipher_key.as_deref().map(Vec::as_slice),
+            ),
+        }
+    }
+
+    /// The per-handler / per-call layers: fields `iv2` and `hmac2` (nonce and ts shared with the
+    /// outer HMAC, as netaio nests them), the uri in the clear so that routing by uri still works.
+    pub fn inner(&self) -> Layers {
+        let mut layers = Layers::new();
+        if let Some(key) = &self.inner_cipher_key {
+            layers = layers.with(NetaioStreamCipher::new(key).iv_field("iv2").encrypt_uri(false));
+        }
+        if let Some(secret) = &self.inner_secret {
+            layers = layers.with(NetaioHmac::new(secret).fields("hmac2", "nonce", "ts"));
+        }
+        layers
+    }
 }
 
 impl LayerArgs {
