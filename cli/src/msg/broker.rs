@@ -1,7 +1,15 @@
-//! The in-memory resource broker of `norman msg serve`: what each request does to the store and
-//! what it answers. No I/O here; the server glue sends the reply and the notification.
+//! The in-memory resource broker of `norman msg serve`: [`Store`] says what each request does to
+//! the contents and what it answers (no I/O); [`start`] puts it behind a message server.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use norman::msg::{handler, Call, Key, Message, MessageType, Server, ServerConfig};
+
+use super::LayerSpec;
+use crate::CliResult;
 
 /// What a request asks of the broker (the message types it serves).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +97,79 @@ impl Store {
             Op::Unsubscribe => reply(Reply::ConfirmUnsubscribe),
         }
     }
+}
+
+impl Reply {
+    fn message(self, uri: Bytes) -> Message {
+        let (t, content) = match self {
+            Reply::Respond(c) => (MessageType::RESPOND_URI, Bytes::from(c)),
+            Reply::Ok => (MessageType::OK, Bytes::new()),
+            // netaio's own text, so that its requesters see what they would see from netaio.
+            Reply::NotFound => (MessageType::NOT_FOUND, Bytes::from_static(b"not found")),
+            Reply::ConfirmSubscribe => (MessageType::CONFIRM_SUBSCRIBE, Bytes::new()),
+            Reply::ConfirmUnsubscribe => (MessageType::CONFIRM_UNSUBSCRIBE, Bytes::new()),
+            Reply::Error(text) => (MessageType::ERROR, Bytes::from_static(text.as_bytes())),
+        };
+        Message::new(t, uri, content)
+    }
+}
+
+/// Starts the broker on `listen`: the outer layers on the server, the inner ones on every handler
+/// (they also seal the notifications, inside the outer ones, as netaio's notify with plugins).
+pub async fn start(
+    listen: SocketAddr,
+    layers: &LayerSpec,
+    max_store_bytes: usize,
+    max_connections: usize,
+) -> CliResult<Server> {
+    let server =
+        Server::new(ServerConfig { layers: layers.outer(), max_connections, ..ServerConfig::default() });
+    let store = Arc::new(Mutex::new(Store::new(max_store_bytes)));
+    let inner = layers.inner();
+    let ops = [
+        (MessageType::REQUEST_URI, Op::Request),
+        (MessageType::CREATE_URI, Op::Create),
+        (MessageType::UPDATE_URI, Op::Update),
+        (MessageType::DELETE_URI, Op::Delete),
+        (MessageType::PUBLISH_URI, Op::Publish),
+        (MessageType::SUBSCRIBE_URI, Op::Subscribe),
+        (MessageType::UNSUBSCRIBE_URI, Op::Unsubscribe),
+    ];
+    for (message_type, op) in ops {
+        let (store, note_layers) = (store.clone(), inner.clone());
+        let serve_one = move |msg: Message, call: Call| {
+            let outcome = store.lock().unwrap_or_else(|p| p.into_inner()).apply(op, &msg.uri, &msg.content);
+            match op {
+                Op::Subscribe => call.subscribe(&msg.uri),
+                Op::Unsubscribe => call.unsubscribe(&msg.uri),
+                _ => {}
+            }
+            let note_layers = note_layers.clone();
+            async move {
+                if let (Some(content), Some(server)) = (outcome.notify, call.server()) {
+                    if server.subscribers(&msg.uri) > 0 {
+                        let mut note =
+                            Message::new(MessageType::NOTIFY_URI, msg.uri.clone(), Bytes::from(content));
+                        match note_layers.seal(&mut note) {
+                            Ok(()) => {
+                                let _ = server.notify_message(&msg.uri, note).await;
+                            }
+                            Err(e) => log_error(&format!("sealing a notification: {e}")),
+                        }
+                    }
+                }
+                Some(outcome.reply.message(msg.uri))
+            }
+        };
+        server.route(Key::Type(message_type), inner.clone(), false, handler(serve_one));
+    }
+    server.listen(&listen.to_string()).await.map_err(|e| format!("--listen {listen}: {e}"))?;
+    Ok(server)
+}
+
+fn log_error(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "norman msg serve: {line}");
 }
 
 #[cfg(test)]

@@ -9,11 +9,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
-use norman::msg::{Layers, NetaioHmac, NetaioStreamCipher};
+use norman::msg::wire::NETAIO_MAX_PAYLOAD;
+use norman::msg::{Client, ClientConfig, Key, Layers, Message, MessageType, NetaioHmac, NetaioStreamCipher};
 use zeroize::Zeroizing;
 
-use crate::CliResult;
+use crate::{print_line, CliResult};
 
 #[derive(Args)]
 pub struct MsgArgs {
@@ -247,12 +252,166 @@ fn resolve(flag: &str, addr: &str) -> CliResult<SocketAddr> {
         .ok_or_else(|| format!("{flag} {addr}: no address"))
 }
 
-fn serve(_args: ServeArgs) -> CliResult {
-    Err("norman msg serve: not built yet".into())
+/// A multi-threaded runtime for the commands that serve (two workers: the machine is shared).
+fn server_runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
-fn request(_args: RequestArgs) -> CliResult {
-    Err("norman msg request: not built yet".into())
+/// Raises the soft limit on open files to the hard one: a server with many clients needs a
+/// descriptor per connection (the common soft default is 1024).
+pub fn raise_nofile_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stop_signal() -> CliResult<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn first_line(line: &str) -> CliResult<()> {
+    let mut out = std::io::stdout();
+    writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| format!("writing to stdout: {e}"))
+}
+
+fn serve(args: ServeArgs) -> CliResult {
+    let layers = args.layers.load()?;
+    let listen = resolve("--listen", &args.listen)?;
+    raise_nofile_limit();
+    server_runtime()?.block_on(async {
+        let stop = stop_signal();
+        let server = broker::start(listen, &layers, args.max_store_bytes, args.max_connections).await?;
+        first_line(&format!("norman msg listening on {}", server.local_addr().unwrap_or(listen)))?;
+        let stopped = stop.await;
+        server.shutdown().await;
+        stopped
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn msg_type(kind: RequestType) -> MessageType {
+    match kind {
+        RequestType::Request => MessageType::REQUEST_URI,
+        RequestType::Create => MessageType::CREATE_URI,
+        RequestType::Update => MessageType::UPDATE_URI,
+        RequestType::Delete => MessageType::DELETE_URI,
+        RequestType::Publish => MessageType::PUBLISH_URI,
+        RequestType::Subscribe => MessageType::SUBSCRIBE_URI,
+        RequestType::Unsubscribe => MessageType::UNSUBSCRIBE_URI,
+    }
+}
+
+fn print_message(msg: &Message) -> CliResult<()> {
+    print_line(&format::message_line(&msg.message_type.to_string(), &msg.uri, &msg.content)).map(|_| ())
+}
+
+fn request(args: RequestArgs) -> CliResult {
+    let layers = args.layers.load()?;
+    let content = match &args.content_file {
+        Some(path) => {
+            // Checked before reading: a payload past netaio's limit could never be sent anyway.
+            let len =
+                std::fs::metadata(path).map_err(|e| format!("--content-file {}: {e}", path.display()))?.len();
+            if len > NETAIO_MAX_PAYLOAD as u64 {
+                return Err(format!(
+                    "--content-file {}: {len} bytes; uri + content are at most {NETAIO_MAX_PAYLOAD} bytes",
+                    path.display()
+                ));
+            }
+            std::fs::read(path).map_err(|e| format!("--content-file {}: {e}", path.display()))?
+        }
+        None => args.content.clone().unwrap_or_default().into_bytes(),
+    };
+    if args.uri.len() + content.len() > NETAIO_MAX_PAYLOAD {
+        return Err(format!(
+            "--uri and --content: {} bytes; uri + content are at most {NETAIO_MAX_PAYLOAD} bytes (one message; split larger payloads)",
+            args.uri.len() + content.len()
+        ));
+    }
+    if args.count.is_some() && args.kind != RequestType::Subscribe {
+        return Err("--count goes with --type subscribe".into());
+    }
+    let addr = resolve("address", &args.addr)?.to_string();
+    let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    let deadline = tokio::time::Instant::now() + timeout;
+    crate::runtime()?.block_on(async {
+        let config =
+            ClientConfig { layers: layers.outer(), connect_timeout: timeout, ..ClientConfig::default() };
+        let client = Client::connect(&addr, config).await.map_err(|e| e.to_string())?;
+        let uri = Bytes::from(args.uri.clone().into_bytes());
+        let inner = layers.inner();
+        // Notifications come through a route, so that the inner layers open them as well.
+        let (notes_tx, mut notes) = tokio::sync::mpsc::channel::<Message>(256);
+        if args.kind == RequestType::Subscribe {
+            client.route(
+                Key::TypeUri(MessageType::NOTIFY_URI, uri.clone()),
+                inner.clone(),
+                false,
+                norman::msg::handler(move |m: Message, _| {
+                    let tx = notes_tx.clone();
+                    async move {
+                        let _ = tx.send(m).await;
+                        None
+                    }
+                }),
+            );
+        }
+        let msg = Message::new(msg_type(args.kind), uri, Bytes::from(content));
+        match client.request_message(msg, &inner, timeout).await {
+            Ok(reply) => print_message(&reply)?,
+            Err(norman::Error::Remote { reply }) => {
+                print_message(&reply)?;
+                return Err(format!(
+                    "{addr} answered {} ({})",
+                    reply.message_type,
+                    format::show(&reply.content)
+                ));
+            }
+            Err(e) => return Err(format!("{addr}: {e}")),
+        }
+        if args.kind != RequestType::Subscribe {
+            return Ok(());
+        }
+        let mut got = 0u64;
+        while !matches!(args.count, Some(want) if got >= want) {
+            match tokio::time::timeout_at(deadline, notes.recv()).await {
+                Ok(Some(note)) => {
+                    print_message(&note)?;
+                    got += 1;
+                }
+                Ok(None) => return Err(format!("{addr}: the connection was closed")),
+                Err(_) => match args.count {
+                    Some(want) => {
+                        return Err(format!(
+                            "{got} of {want} notifications arrived within --timeout-ms {}",
+                            args.timeout_ms
+                        ))
+                    }
+                    None => break,
+                },
+            }
+        }
+        client.close().await;
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn node(_args: NodeArgs) -> CliResult {
