@@ -418,6 +418,6 @@ fn node(_args: NodeArgs) -> CliResult {
     Err("norman msg node: not built yet".into())
 }
 
-fn bench(_args: BenchArgs) -> CliResult {
-    Ok(ExitCode::SUCCESS)
+fn bench(args: BenchArgs) -> CliResult {
+    bench::run(args)
 }
