@@ -34,6 +34,12 @@ pub trait Layer: Send + Sync + 'static {
     fn seal(&self, msg: &mut Message) -> Result<()>;
     /// Checks and/or decrypts; auth failures are [`Error::MsgAuth`], the rest [`Error::Decrypt`].
     fn open(&self, msg: &mut Message) -> Result<()>;
+    /// Whether one sealed copy must not go to several recipients (a replay cache shared by
+    /// receivers in one process would refuse the second copy): notify and broadcast then seal
+    /// per recipient.
+    fn per_recipient(&self) -> bool {
+        false
+    }
 }
 
 /// A stack of layers, cheap to clone (layers are shared; replay caches too).
@@ -85,6 +91,11 @@ impl Layers {
 
     pub fn is_empty(&self) -> bool {
         self.stack.is_empty()
+    }
+
+    /// See [`Layer::per_recipient`].
+    pub fn per_recipient(&self) -> bool {
+        self.stack.iter().any(|l| l.per_recipient())
     }
 
     pub fn seal(&self, msg: &mut Message) -> Result<()> {
@@ -551,6 +562,10 @@ fn aead_failed() -> Error {
 impl Layer for Aead {
     fn name(&self) -> &'static str {
         "AEAD"
+    }
+
+    fn per_recipient(&self) -> bool {
+        self.replay.is_some()
     }
 
     fn seal(&self, msg: &mut Message) -> Result<()> {

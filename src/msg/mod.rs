@@ -3,7 +3,15 @@
 
 pub mod layer;
 pub mod packify;
+pub mod router;
+pub mod tcp;
 pub mod wire;
 
 pub use layer::{Aead, Layer, Layers, NetaioHmac, NetaioStreamCipher};
+pub use router::{handler, Handler, Key};
+pub use tcp::{Backoff, Call, Client, ClientConfig, Server, ServerConfig, ServerStats, SlowConsumer};
 pub use wire::{AuthFields, Header, Limits, Message, MessageType};
+
+/// The auth field in which libnorman requesters put a request id (8 bytes, big-endian) and
+/// libnorman responders echo it; netaio peers ignore it.
+pub const REQUEST_ID_FIELD: &str = "norman_rid";

@@ -367,6 +367,16 @@ impl Message {
         Message::new(t, uri, Bytes::copy_from_slice(text.as_bytes()))
     }
 
+    /// A reply to this message: `message_type`, the same uri (netaio's requesters match replies
+    /// by uri) and request id (libnorman's requesters match by it), `content`.
+    pub fn reply(&self, message_type: MessageType, content: impl Into<Bytes>) -> Message {
+        let mut m = Message::new(message_type, self.uri.clone(), content);
+        if let Some(rid) = self.auth.get_bytes(super::REQUEST_ID_FIELD) {
+            m.auth.set_bytes(super::REQUEST_ID_FIELD, rid);
+        }
+        m
+    }
+
     /// Length of the encoded body (2 + uri + content).
     pub fn body_len(&self) -> usize {
         2 + self.uri.len() + self.content.len()
