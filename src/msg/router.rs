@@ -161,22 +161,39 @@ fn copy_request_id(from: &Message, to: &mut Message) {
 pub async fn dispatch<C>(
     router: &Router<C>,
     outer: &Layers,
+    msg: Message,
+    peer: Option<SocketAddr>,
+    ctx: C,
+) -> Outcome {
+    match open_outer(outer, msg, peer) {
+        Ok(msg) => dispatch_opened(router, outer, msg, peer, ctx).await,
+        Err(outcome) => outcome,
+    }
+}
+
+/// Opens the instance layers; on failure, what to answer (AUTH_ERROR or nothing).
+pub fn open_outer(outer: &Layers, mut msg: Message, peer: Option<SocketAddr>) -> Result<Message, Outcome> {
+    match outer.open(&mut msg) {
+        Ok(()) => Ok(msg),
+        Err(Error::MsgAuth { layer }) => Err(match auth_error_reply(&msg, layer) {
+            Some(r) => Outcome::Reply(r),
+            None => Outcome::None,
+        }),
+        Err(e) => {
+            log::debug!("msg: dropped a message from {peer:?}: {e}");
+            Err(Outcome::None)
+        }
+    }
+}
+
+/// [`dispatch`] for a message whose instance layers are already open.
+pub async fn dispatch_opened<C>(
+    router: &Router<C>,
+    outer: &Layers,
     mut msg: Message,
     peer: Option<SocketAddr>,
     ctx: C,
 ) -> Outcome {
-    if let Err(e) = outer.open(&mut msg) {
-        return match e {
-            Error::MsgAuth { layer } => match auth_error_reply(&msg, layer) {
-                Some(r) => Outcome::Reply(r),
-                None => Outcome::None,
-            },
-            e => {
-                log::debug!("msg: dropped a message from {peer:?}: {e}");
-                Outcome::None
-            }
-        };
-    }
     let route = router.lookup(&msg, peer);
     let (handler, inner) = match route {
         Some(route) => {
@@ -202,7 +219,7 @@ pub async fn dispatch<C>(
     let reply = match handler {
         Some(h) => h(msg, ctx).await,
         // No handler: NOT_FOUND, with the uri echoed (netaio sends an empty uri nobody matches).
-        None if request_type.is_error() || request_type == MessageType::NOTIFY_URI => None,
+        None if request_type.is_answer() => None,
         None => Some(Message::new(MessageType::NOT_FOUND, uri, &b"not found"[..])),
     };
     let Some(mut reply) = reply else { return Outcome::None };

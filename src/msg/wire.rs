@@ -82,6 +82,12 @@ impl MessageType {
         matches!(self.0, 20 | 23)
     }
 
+    /// Types that answer or announce (replies, errors, notifications, peer management): an
+    /// unmatched one gets no NOT_FOUND back (two nodes would otherwise answer each other).
+    pub const fn is_answer(self) -> bool {
+        matches!(self.0, 1 | 8 | 9 | 10 | 11 | 12 | 13 | 20 | 23 | 24 | 25 | 30)
+    }
+
     /// A known netaio type or an application type: what a netaio peer can decode.
     pub const fn is_valid(self) -> bool {
         self.0 >= Self::FIRST_CUSTOM || self.name().is_some()
