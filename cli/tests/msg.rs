@@ -408,27 +408,57 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Two of our nodes on loopback, multicast pinned to 127.0.0.1: each finds the other, and each
-/// says `gone` when the other stops (DISCONNECT) or times out.
+/// Two of our nodes on loopback, multicast pinned to 127.0.0.1 (`--interface`, the default too),
+/// sharing one multicast port: each finds the other, and says `gone` when the other stops.
 #[test]
 fn two_nodes_discover_each_other_on_loopback() {
-    let (pa, pb) = (free_udp_port(), free_udp_port());
-    let node = |id: &str, port: u16, peer_port: u16, duration: &str| {
+    let group_port = free_udp_port().to_string();
+    let node = |id: &str, duration: &str| {
         let mut cmd = norman();
-        cmd.args(["msg", "node", "--listen", &format!("127.0.0.1:{port}"), "--id", id])
-            .args(["--interface", "127.0.0.1", "--multicast-port", &peer_port.to_string()])
-            .args(["--every-ms", "100", "--peer-timeout-ms", "1000", "--duration-ms", duration])
+        cmd.args(["msg", "node", "--listen", "127.0.0.1:0", "--id", id])
+            .args(["--interface", "127.0.0.1", "--multicast-port", &group_port])
+            .args(["--every-ms", "100", "--peer-timeout-ms", "5000", "--duration-ms", duration])
             .args(["--secret", "s", "--cipher-key", "k"]);
         Proc::spawn(cmd)
     };
-    let mut a = node("alpha", pa, pb, "6000");
-    let mut b = node("beta", pb, pa, "1500");
+    let mut a = node("alpha", "8000");
+    let a_addr = a.line(Duration::from_secs(20));
+    let a_addr = a_addr.strip_prefix("norman msg node listening on ").expect("first line").to_owned();
+    let mut b = node("beta", "1500");
+    let b_addr = b.line(Duration::from_secs(20));
+    let b_addr = b_addr.strip_prefix("norman msg node listening on ").expect("first line").to_owned();
     let (b_lines, status) = b.rest(Duration::from_secs(20));
     assert!(status.success(), "{b_lines:?} {}", b.stderr());
-    assert!(b_lines.contains(&format!("peer alpha at 127.0.0.1:{pa}")), "{b_lines:?}");
-    let (a_lines, status) = a.rest(Duration::from_secs(20));
-    assert!(status.success(), "{a_lines:?} {}", a.stderr());
-    let found = a_lines.iter().position(|l| *l == format!("peer beta at 127.0.0.1:{pb}"));
-    let gone = a_lines.iter().position(|l| l == "gone beta");
-    assert!(found.is_some() && gone.is_some() && found < gone, "{a_lines:?}");
+    assert!(b_lines.contains(&format!("peer alpha at {a_addr}")), "{b_lines:?}");
+    // beta multicast DISCONNECT when it stopped: alpha says so long before its 5 s peer timeout.
+    let (a_lines, found) = a.lines_until(Duration::from_secs(4), |l| l == "gone beta");
+    assert!(found, "{a_lines:?} {}", a.stderr());
+    assert_eq!(a_lines, [format!("peer beta at {b_addr}"), "gone beta".to_owned()]);
+    assert!(a.terminate().success(), "{}", a.stderr());
+}
+
+/// `norman msg node` answers REQUEST_URI `echo` (here from a plain UDP socket, no layers).
+#[test]
+fn a_node_answers_echo() {
+    let group_port = free_udp_port().to_string();
+    let mut cmd = norman();
+    cmd.args(["msg", "node", "--listen", "127.0.0.1:0", "--id", "echoer", "--multicast-port", &group_port]);
+    let node = Proc::spawn(cmd);
+    let addr = node.line(Duration::from_secs(20));
+    let addr = addr.strip_prefix("norman msg node listening on ").expect("first line").to_owned();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.send_to(&frame(MessageType::REQUEST_URI, b"echo", b"ping \x00\xff".to_vec()), &addr).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(from.to_string(), addr);
+    let reply = Message::decode(&Bytes::copy_from_slice(&buf[..n]), &Default::default()).unwrap();
+    assert_eq!(reply.message_type, MessageType::RESPOND_URI);
+    assert_eq!((&reply.uri[..], &reply.content[..]), (&b"echo"[..], &b"ping \x00\xff"[..]));
+    // A malformed datagram is dropped and the node keeps answering.
+    sock.send_to(b"\x00\x00", &addr).unwrap();
+    sock.send_to(&frame(MessageType::REQUEST_URI, b"echo", b"again".to_vec()), &addr).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let reply = Message::decode(&Bytes::copy_from_slice(&buf[..n]), &Default::default()).unwrap();
+    assert_eq!(&reply.content[..], b"again");
 }

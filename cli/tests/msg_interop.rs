@@ -156,19 +156,19 @@ fn udp_discovery_and_echo_with_a_netaio_node_in_a_namespace() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // netaio advertises to its own port only: ours advertises to netaio's port (9001), netaio
-    // answers PEER_DISCOVERED to ours directly, and its first advertisement also goes to 9002.
+    // Both on multicast port 9001: netaio's socket (bound 0.0.0.0:9001, SO_REUSEADDR set by the
+    // peer script) and ours, whose group socket binds 224.0.0.1:9001 beside its unicast 9002.
     let script = r#"
-        "$PY" "$PEER" node 9001 pynode --peer-port 9002 --every 0.2 --duration 2.5 --echo-to-peers \
+        "$PY" "$PEER" node 9001 pynode --reuse-addr --every 0.2 --duration 2.5 --echo-to-peers \
             --secret s --cipher-key k > "$OUT/py.out" 2> "$OUT/py.err" &
-        "$NORMAN" msg node --listen 0.0.0.0:9002 --id rsnode --interface 127.0.0.1 --multicast-port 9001 \
-            --every-ms 200 --peer-timeout-ms 1000 --duration-ms 5000 --secret s --cipher-key k \
+        "$NORMAN" msg node --listen 127.0.0.1:9002 --id rsnode --interface 127.0.0.1 --multicast-port 9001 \
+            --every-ms 200 --peer-timeout-ms 1500 --duration-ms 4500 --secret s --cipher-key k \
             > "$OUT/rs.out" 2> "$OUT/rs.err"
         echo "norman exit $?"
         wait
     "#;
     let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["-n", "sh", "-c", &format!("{NETNS_SETUP} && {script}")])
+    cmd.args(["-n", "sh", "-c", &format!("{NETNS_SETUP} || exit 97\n{script}")])
         .env("NORMAN", env!("CARGO_BIN_EXE_norman"))
         .env("PY", &python)
         .env("PEER", peer_script())

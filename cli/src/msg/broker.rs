@@ -54,6 +54,7 @@ impl Store {
         Store { map: HashMap::new(), held: 0, max_bytes }
     }
 
+    #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
         self.held
     }

@@ -5,7 +5,7 @@ mod bench;
 mod broker;
 mod format;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,8 +14,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
+use norman::msg::packify::Value;
 use norman::msg::wire::NETAIO_MAX_PAYLOAD;
-use norman::msg::{Client, ClientConfig, Key, Layers, Message, MessageType, NetaioHmac, NetaioStreamCipher};
+use norman::msg::{
+    Client, ClientConfig, Key, Layers, Message, MessageType, MulticastConfig, NetaioHmac, NetaioStreamCipher,
+    Node, NodeConfig, NodeEvent, PeerConfig,
+};
 use zeroize::Zeroizing;
 
 use crate::{print_line, CliResult};
@@ -193,7 +197,8 @@ pub struct NodeArgs {
     /// Multicast group of the advertisements.
     #[arg(long, default_value = "224.0.0.1")]
     group: String,
-    /// Address of the interface multicast goes out of and the group is joined on (IP_MULTICAST_IF).
+    /// Interface multicast goes out of and the group is joined on (IP_MULTICAST_IF): an IPv4
+    /// address, or an interface index for an IPv6 group. Default: 127.0.0.1 (this machine only).
     #[arg(long)]
     interface: Option<String>,
     /// Port the advertisements go to (default: the node's own, as netaio does).
@@ -414,8 +419,104 @@ fn request(args: RequestArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn node(_args: NodeArgs) -> CliResult {
-    Err("norman msg node: not built yet".into())
+/// The checked settings of `norman msg node`.
+struct NodePlan {
+    listen: SocketAddr,
+    multicast: MulticastConfig,
+}
+
+fn node_plan(args: &NodeArgs) -> CliResult<NodePlan> {
+    let listen = resolve("--listen", &args.listen)?;
+    let group: IpAddr =
+        args.group.parse().map_err(|_| format!("--group {}: not an IP address", args.group))?;
+    if !group.is_multicast() {
+        return Err(format!("--group {group}: not a multicast address (224.0.0.0/4 or ff00::/8)"));
+    }
+    if group.is_ipv4() != listen.is_ipv4() {
+        return Err(format!("--group {group} and --listen {listen}: one is IPv4, the other IPv6"));
+    }
+    if args.id.is_empty() {
+        return Err("--id is empty".into());
+    }
+    if args.every_ms == 0 || args.peer_timeout_ms == 0 {
+        return Err("--every-ms and --peer-timeout-ms must be above 0".into());
+    }
+    let mut multicast = MulticastConfig { group, port: args.multicast_port, ..MulticastConfig::default() };
+    // Without --interface, multicast stays on this machine (127.0.0.1; for IPv6 the kernel's).
+    match (&args.interface, group) {
+        (None, _) => {}
+        (Some(text), IpAddr::V4(_)) => {
+            multicast.interface_v4 = text
+                .parse()
+                .map_err(|_| format!("--interface {text}: not an IPv4 address (the group is IPv4)"))?;
+        }
+        (Some(text), IpAddr::V6(_)) => {
+            multicast.interface_v6 = text
+                .parse()
+                .map_err(|_| format!("--interface {text}: not an interface index (the group is IPv6)"))?;
+        }
+    }
+    Ok(NodePlan { listen, multicast })
+}
+
+fn node(args: NodeArgs) -> CliResult {
+    let layers = args.layers.load()?;
+    let plan = node_plan(&args)?;
+    crate::runtime()?.block_on(async {
+        let stop = stop_signal();
+        let config = NodeConfig {
+            layers: layers.outer(),
+            multicast: Some(plan.multicast),
+            ..NodeConfig::new(plan.listen)
+        };
+        let node = Node::bind(config).await.map_err(|e| format!("--listen {}: {e}", plan.listen))?;
+        let inner = layers.inner();
+        node.route(
+            Key::TypeUri(MessageType::REQUEST_URI, Bytes::from_static(b"echo")),
+            inner.clone(),
+            false,
+            norman::msg::handler(|m: Message, _| async move {
+                Some(Message::new(MessageType::RESPOND_URI, m.uri, m.content))
+            }),
+        );
+        let id = Bytes::from(args.id.clone().into_bytes());
+        // netaio's usual peer data: packify({"name": id}).
+        let data = Value::Dict(vec![(Value::Str("name".into()), Value::Bytes(id.to_vec()))]).pack();
+        node.manage_peers(PeerConfig {
+            every: Duration::from_millis(args.every_ms),
+            timeout: Duration::from_millis(args.peer_timeout_ms),
+            layers: inner,
+            ..PeerConfig::new(id, data)
+        });
+        first_line(&format!("norman msg node listening on {}", node.local_addr()))?;
+        let events = async {
+            while let Some(event) = node.next_event().await {
+                let line = match event {
+                    NodeEvent::PeerDiscovered(peer) => match peer.addrs.first() {
+                        Some(addr) => format!("peer {} at {addr}", format::show_id(&peer.id)),
+                        None => format!("peer {}", format::show_id(&peer.id)),
+                    },
+                    NodeEvent::PeerGone { id, .. } => format!("gone {}", format::show_id(&id)),
+                };
+                print_line(&line)?;
+            }
+            Ok::<(), String>(())
+        };
+        let duration = async {
+            match args.duration_ms {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            r = events => r,
+            r = stop => r,
+            () = duration => Ok(()),
+        };
+        node.close().await;
+        result
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench(args: BenchArgs) -> CliResult {

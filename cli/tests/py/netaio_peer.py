@@ -11,7 +11,7 @@ Modes:
                                            `listening PORT`; --garbage answers every frame with a
                                            malformed one instead (checksum|type|packify|truncated)
   client  PORT SCENARIO [layers]           runs SCENARIO against a broker and prints each reply
-  node    PORT ID [--peer-port P] [--every S] [--duration S] [--echo-to-peers] [layers]
+  node    PORT ID [--peer-port P] [--every S] [--duration S] [--echo-to-peers] [--reuse-addr] [layers]
   bench-server PORT [layers]               echo server for the bench; first line `listening PORT`
   bench-client PORT N SIZE [layers]        N sequential echo requests; prints `rps p50_us p99_us`
 Layers: --secret S --cipher-key K (outer, netaio's order) --inner-secret S --inner-cipher-key K
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import logging
+import socket
 import sys
 import time
 import unicodedata
@@ -300,7 +301,15 @@ async def run_node(args) -> None:
     def echo(m, addr):
         return msg(T.RESPOND_URI, b"echo", m.body.content)
 
-    await node.start()
+    if args.reuse_addr:
+        # Only the socket setup differs from UDPNode.start(): SO_REUSEADDR lets a libnorman node's
+        # group socket share the port, so that each hears the other's multicasts.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", args.port))
+        node.transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: node, sock=sock)
+    else:
+        await node.start()
     await node.manage_peers_automatically(advertise_every=args.every, peer_timeout=args.peer_timeout)
     out(f"listening {args.port}")
     if args.peer_port:
@@ -390,6 +399,7 @@ def main() -> int:
     s.add_argument("--peer-timeout", type=int, default=1)
     s.add_argument("--duration", type=float, default=3.0)
     s.add_argument("--echo-to-peers", action="store_true")
+    s.add_argument("--reuse-addr", action="store_true")
     layered("bench-server")
     s = layered("bench-client")
     s.add_argument("n", type=int)
