@@ -363,11 +363,14 @@ async fn malformed_frames_and_limits() {
     .await;
     // Bad checksum: ERROR "invalid message", the connection stays.
     let mut s = TcpStream::connect(&addr).await.unwrap();
-    let mut frame = Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"x"[..]).encode().unwrap();
+    let mut m = Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"x"[..]);
+    m.auth.set_bytes(norman::msg::REQUEST_ID_FIELD, &7u64.to_be_bytes());
+    let mut frame = m.encode().unwrap();
     frame[5] ^= 0xff;
     s.write_all(&frame).await.unwrap();
     let r = read_reply(&mut s).await.unwrap();
     assert_eq!((r.message_type, &r.content[..]), (MessageType::ERROR, &b"invalid message"[..]));
+    assert_eq!(r.auth.get_bytes(norman::msg::REQUEST_ID_FIELD), Some(&7u64.to_be_bytes()[..]));
     s.write_all(&Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"ok"[..]).encode().unwrap())
         .await
         .unwrap();
@@ -392,6 +395,18 @@ async fn malformed_frames_and_limits() {
     let mut s = TcpStream::connect(&addr).await.unwrap();
     assert!(closed(&mut s).await);
     assert!(t0.elapsed() < Duration::from_secs(3));
+    // A peer trickling a frame byte by byte is still held to the handshake deadline.
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let frame = Message::new(MessageType::REQUEST_URI, &b"echo"[..], &b"slow"[..]).encode().unwrap();
+    for b in &frame {
+        if s.write_all(&[*b]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed(&mut s).await);
+    assert!(t0.elapsed() < Duration::from_millis(1000), "{:?}", t0.elapsed());
     // Connection limit: a fourth connection is closed at once.
     let keep: Vec<Client> =
         futures_util::future::join_all((0..3).map(|_| client(&addr, Layers::new()))).await;
@@ -429,5 +444,47 @@ async fn pipelined_one_way() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), n, "nothing lost");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_clients() {
+    let layers = || Layers::netaio(Some(b"s"), None);
+    let (server, addr) = start(ServerConfig { layers: layers(), ..Default::default() }).await;
+    let clients: Vec<Client> =
+        futures_util::future::join_all((0..1000).map(|_| client(&addr, layers()))).await;
+    let tasks: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for j in 0..5u32 {
+                    let content = format!("{i}/{j}");
+                    let r = c
+                        .request(
+                            MessageType::REQUEST_URI,
+                            b"echo",
+                            content.as_bytes(),
+                            Duration::from_secs(30),
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(&r.content[..], content.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // (A connection can sit in the listen backlog until its first request: count after them.)
+    assert_eq!(server.stats().connections, 1000);
+    drop(clients);
+    let t0 = Instant::now();
+    while server.stats().connections > 0 && t0.elapsed() < T {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.stats().connections, 0);
     server.shutdown().await;
 }

@@ -459,6 +459,9 @@ impl Layer for NetaioStreamCipher {
     }
 }
 
+/// Default replay cache capacity of [`Aead`] (entries; about 60 bytes each).
+pub const AEAD_REPLAY_ENTRIES: usize = 1 << 18;
+
 const AEAD_VERSION: u8 = 1;
 const AEAD_FLAG_URI: u8 = 1;
 const AEAD_FIXED: usize = 2 + 12 + 8;
@@ -494,8 +497,6 @@ impl fmt::Debug for Aead {
 impl Aead {
     /// Default window (both ways) for the message timestamp.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
-    /// Default replay cache capacity (entries; about 60 bytes each).
-    pub const DEFAULT_REPLAY_ENTRIES: usize = 1 << 18;
 
     /// The layer for a 32-byte key, with a 60 s window and a replay cache.
     pub fn new(key: &[u8; 32]) -> Aead {
@@ -504,7 +505,7 @@ impl Aead {
             field: "aead".into(),
             encrypt_uri: true,
             window: Some(Self::DEFAULT_WINDOW),
-            replay: Some(ReplayCache::new(Self::DEFAULT_WINDOW * 2, Self::DEFAULT_REPLAY_ENTRIES)),
+            replay: Some(ReplayCache::new(Self::DEFAULT_WINDOW * 2, AEAD_REPLAY_ENTRIES)),
         }
     }
 

@@ -132,7 +132,7 @@ pub enum Outcome {
     None,
 }
 
-/// The AUTH_ERROR netaio sends when a check fails: plain, uri `ERROR`, "<layer> auth failed";
+/// The AUTH_ERROR netaio sends when a check fails: plain, uri `ERROR`, "`<layer>` auth failed";
 /// none for a message whose type is ERROR or AUTH_ERROR (loop prevention). We add the request
 /// id, so a libnorman requester completes at once.
 pub fn auth_error_reply(failed: &Message, layer: &str) -> Option<Message> {
@@ -233,4 +233,100 @@ pub async fn dispatch_opened<C>(
         return Outcome::None;
     }
     Outcome::Reply(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(tag: &'static str) -> Handler<()> {
+        handler(move |m: Message, _c: ()| async move { Some(m.reply(MessageType::OK, tag)) })
+    }
+
+    async fn run(r: &Router<()>, m: Message, peer: SocketAddr) -> Option<Message> {
+        match dispatch(r, &Layers::new(), m, Some(peer), ()).await {
+            Outcome::Reply(m) => Some(m),
+            Outcome::None => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_in_order_once_and_default() {
+        let r: Router<()> = Router::default();
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        r.add(Key::Type(MessageType::REQUEST_URI), Layers::new(), false, tagged("type"));
+        r.add(Key::new(MessageType::REQUEST_URI, Some(b"a")), Layers::new(), false, tagged("uri"));
+        r.add(
+            Key::TypeUriPeer(MessageType::REQUEST_URI, Bytes::from_static(b"a"), peer),
+            Layers::new(),
+            true,
+            tagged("once"),
+        );
+        let req = |uri: &'static [u8]| {
+            let mut m = Message::new(MessageType::REQUEST_URI, uri, Bytes::new());
+            m.auth.set_bytes(REQUEST_ID_FIELD, &[1; 8]);
+            m
+        };
+        let content = |m: Option<Message>| m.map(|m| m.content);
+        assert_eq!(content(run(&r, req(b"a"), peer).await), Some(Bytes::from_static(b"once")));
+        assert_eq!(
+            content(run(&r, req(b"a"), peer).await),
+            Some(Bytes::from_static(b"uri")),
+            "one-shot gone"
+        );
+        assert_eq!(content(run(&r, req(b"a"), other).await), Some(Bytes::from_static(b"uri")));
+        assert_eq!(content(run(&r, req(b"b"), peer).await), Some(Bytes::from_static(b"type")));
+        // No handler: NOT_FOUND with the uri and request id echoed; none for answers.
+        let nf = run(&r, Message::new(MessageType::CREATE_URI, &b"z"[..], Bytes::new()), peer).await.unwrap();
+        assert_eq!(
+            (nf.message_type, &nf.uri[..], &nf.content[..]),
+            (MessageType::NOT_FOUND, &b"z"[..], &b"not found"[..])
+        );
+        assert!(run(&r, Message::new(MessageType::OK, &b"z"[..], Bytes::new()), peer).await.is_none());
+        let reply = run(&r, req(b"b"), peer).await.unwrap();
+        assert_eq!(reply.auth.get_bytes(REQUEST_ID_FIELD), Some(&[1u8; 8][..]));
+        r.set_default(Some(tagged("default")));
+        assert_eq!(
+            content(run(&r, Message::new(MessageType::CREATE_URI, &b"z"[..], Bytes::new()), peer).await),
+            Some(Bytes::from_static(b"default"))
+        );
+        assert!(r.remove(&Key::Type(MessageType::REQUEST_URI)));
+    }
+
+    #[tokio::test]
+    async fn auth_errors() {
+        // The inner layer needs its own MAC field (the outer one would overwrite "hmac").
+        let inner =
+            || Layers::new().with(crate::msg::NetaioHmac::new(b"inner").fields("hmac2", "nonce", "ts"));
+        let r: Router<()> = Router::default();
+        r.add(Key::Type(MessageType::REQUEST_URI), inner(), false, tagged("x"));
+        let outer = Layers::netaio(Some(b"outer"), None);
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        // Outer check fails: plain AUTH_ERROR "HMAC auth failed", uri ERROR.
+        let m = Message::new(MessageType::REQUEST_URI, &b"a"[..], Bytes::new());
+        let Outcome::Reply(e) = dispatch(&r, &outer, m.clone(), Some(peer), ()).await else { panic!() };
+        assert_eq!(
+            (e.message_type, &e.uri[..], &e.content[..]),
+            (MessageType::AUTH_ERROR, &b"ERROR"[..], &b"HMAC auth failed"[..])
+        );
+        assert!(e.auth.is_empty());
+        // Nothing for a failing ERROR message (loop prevention).
+        let err = Message::error("boom", &b"ERROR"[..]);
+        assert!(matches!(dispatch(&r, &outer, err, Some(peer), ()).await, Outcome::None));
+        // Inner check fails: AUTH_ERROR, and the handler does not run.
+        let mut m2 = m.clone();
+        outer.seal(&mut m2).unwrap();
+        let Outcome::Reply(e) = dispatch(&r, &outer, m2, Some(peer), ()).await else { panic!() };
+        assert_eq!(e.message_type, MessageType::AUTH_ERROR);
+        // Both pass: the reply is sealed with both layers.
+        let mut m3 = m;
+        inner().seal(&mut m3).unwrap();
+        outer.seal(&mut m3).unwrap();
+        let Outcome::Reply(mut ok) = dispatch(&r, &outer, m3, Some(peer), ()).await else { panic!() };
+        assert_eq!(ok.message_type, MessageType::OK);
+        outer.open(&mut ok).unwrap();
+        inner().open(&mut ok).unwrap();
+        assert_eq!(&ok.content[..], b"x");
+    }
 }

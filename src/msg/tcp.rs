@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
 
 use super::layer::Layers;
 use super::router::{self, handler, Handler, Key, Outcome, Router};
@@ -132,7 +133,8 @@ async fn write_loop(
         };
         buf.clear();
         held.clear();
-        if buf.capacity() > 2 * BATCH {
+        // A burst's buffer is not kept: a thousand idle connections must stay small.
+        if buf.capacity() > 64 * 1024 {
             buf = Vec::new();
         }
         if !ok {
@@ -166,13 +168,13 @@ impl FrameReader {
         &mut self,
         r: &mut R,
         need: usize,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> std::result::Result<(), ReadError> {
         while self.buf.len() < need {
             self.buf.reserve((need - self.buf.len()).max(8192));
             let read = r.read_buf(&mut self.buf);
-            let n = match timeout {
-                Some(t) => tokio::time::timeout(t, read).await.map_err(|_| ReadError::Timeout)?,
+            let n = match deadline {
+                Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| ReadError::Timeout)?,
                 None => read.await,
             }
             .map_err(|e| ReadError::Fail(Error::Io { during: "reading a message", source: e }))?;
@@ -191,13 +193,15 @@ impl FrameReader {
         Ok(())
     }
 
-    /// The next frame: its header and its payload (auth + body). Lengths are checked against the
-    /// limits before the payload is read.
+    /// The next frame: its header and its payload (auth + body), which must arrive whole within
+    /// `timeout` (a peer trickling bytes cannot hold a connection). Lengths are checked against
+    /// the limits before the payload is read.
     async fn next<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,
         timeout: Option<Duration>,
     ) -> std::result::Result<(Header, Bytes), ReadError> {
+        let timeout = timeout.map(|t| Instant::now() + t);
         self.fill(r, HEADER_LEN, timeout).await?;
         let header = Header::decode(&self.buf[..HEADER_LEN]).map_err(ReadError::Fail)?;
         self.limits.check(&header).map_err(ReadError::Fail)?;
@@ -205,6 +209,10 @@ impl FrameReader {
         self.fill(r, total, timeout).await?;
         let mut frame = self.buf.split_to(total);
         let payload = frame.split_off(HEADER_LEN).freeze();
+        if self.buf.is_empty() && self.buf.capacity() > 16 * 1024 {
+            // Let go of a large buffer (it is freed with the last message that points into it).
+            self.buf = BytesMut::new();
+        }
         Ok((header, payload))
     }
 }
@@ -235,9 +243,11 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Connections beyond this are closed as soon as they are accepted.
     pub max_connections: usize,
-    /// A connection silent this long is closed (`None`: never).
+    /// A connection silent this long is closed (`None`: never); each message must also arrive
+    /// whole within this time of the previous one.
     pub idle_timeout: Option<Duration>,
-    /// The first complete message must arrive within this time of the connection.
+    /// The first complete message must arrive within this time of the connection (a deadline,
+    /// not a per-read timeout).
     pub handshake_timeout: Duration,
     /// Bytes queued for one connection's writer at most.
     pub queue_bytes: usize,
@@ -291,9 +301,28 @@ struct ServerInner {
 }
 
 /// A message server. Cheap to clone; handlers may be added before or after [`Server::listen`].
+/// Dropping the last clone stops it (as [`Server::shutdown`] does, without waiting).
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<ServerInner>,
+    _guard: Arc<StopOnDrop>,
+}
+
+struct StopOnDrop(Weak<ServerInner>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            let _ = inner.stop.send(true);
+        }
+    }
+}
+
+impl Server {
+    /// A handle for handlers: it does not keep the server running.
+    fn handle(inner: Arc<ServerInner>) -> Server {
+        Server { inner, _guard: Arc::new(StopOnDrop(Weak::new())) }
+    }
 }
 
 /// The context of a handler: the connection a message came on.
@@ -316,19 +345,19 @@ impl Call {
     /// Subscribes this connection to `uri` (notifications until it unsubscribes or disconnects).
     pub fn subscribe(&self, uri: &[u8]) {
         if let Some(s) = self.server.upgrade() {
-            Server { inner: s }.subscribe(self.conn.id, uri);
+            Server::handle(s).subscribe(self.conn.id, uri);
         }
     }
 
     pub fn unsubscribe(&self, uri: &[u8]) {
         if let Some(s) = self.server.upgrade() {
-            Server { inner: s }.unsubscribe(self.conn.id, uri);
+            Server::handle(s).unsubscribe(self.conn.id, uri);
         }
     }
 
     /// The server (for notify or broadcast from a handler).
     pub fn server(&self) -> Option<Server> {
-        self.server.upgrade().map(|inner| Server { inner })
+        self.server.upgrade().map(Server::handle)
     }
 
     /// Sends `msg` on this connection, sealed with the instance layers (waits for room).
@@ -367,21 +396,21 @@ fn task_guard(inner: &Arc<ServerInner>) -> TaskGuard {
 impl Server {
     pub fn new(config: ServerConfig) -> Server {
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        Server {
-            inner: Arc::new(ServerInner {
-                config,
-                router: Router::default(),
-                conns: Mutex::new(HashMap::new()),
-                subs: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(1),
-                stop: watch::channel(false).0,
-                local: Mutex::new(None),
-                live_tasks: AtomicUsize::new(0),
-                tasks_done: Notify::new(),
-                slots,
-                dropped_slow: AtomicU64::new(0),
-            }),
-        }
+        let inner = Arc::new(ServerInner {
+            config,
+            router: Router::default(),
+            conns: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stop: watch::channel(false).0,
+            local: Mutex::new(None),
+            live_tasks: AtomicUsize::new(0),
+            tasks_done: Notify::new(),
+            slots,
+            dropped_slow: AtomicU64::new(0),
+        });
+        let guard = Arc::new(StopOnDrop(Arc::downgrade(&inner)));
+        Server { inner, _guard: guard }
     }
 
     /// Handles messages of `message_type` (and `uri`, when given) with an async closure; its
@@ -660,13 +689,19 @@ async fn read_loop(inner: Arc<ServerInner>, conn: Arc<Conn>, mut r: OwnedReadHal
             }
         };
         first = false;
+        let auth_bytes = payload.slice(..header.auth_length as usize);
         let msg = match Message::decode_parts(header, payload) {
             Ok(m) => m,
             Err(Error::ChecksumMismatch { .. }) => {
-                // netaio: ERROR "invalid message", sealed, connection kept. The auth fields decoded,
-                // so the request id (if any) is known; the body is not.
+                // netaio: ERROR "invalid message", sealed, connection kept. The auth fields did
+                // decode, so a request id is echoed (the requester completes at once).
                 let mut reply = Message::error("invalid message", &b"ERROR"[..]);
-                reply.message_type = MessageType::ERROR;
+                if let Some(rid) = super::wire::AuthFields::decode(&auth_bytes)
+                    .ok()
+                    .and_then(|a| a.get_bytes(REQUEST_ID_FIELD).filter(|r| r.len() <= 16).map(<[u8]>::to_vec))
+                {
+                    reply.auth.set_bytes(REQUEST_ID_FIELD, &rid);
+                }
                 if send_reply(&inner, &conn, reply).await.is_err() {
                     return;
                 }

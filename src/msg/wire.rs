@@ -16,6 +16,9 @@ pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
 /// The largest uri + content netaio's own senders accept (`Body.prepare`, WIRE.md §1.2).
 pub const NETAIO_MAX_PAYLOAD: usize = 65_422;
 
+/// The first application (custom) message type.
+pub const FIRST_CUSTOM_TYPE: u8 = 31;
+
 /// A message type byte. 0-30 are netaio's (named below; the unassigned ones are refused on
 /// receipt, as netaio refuses them), 31-255 are application types and carried as they are.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,9 +72,6 @@ message_types! {
 }
 
 impl MessageType {
-    /// The first application (custom) type.
-    pub const FIRST_CUSTOM: u8 = 31;
-
     /// ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED: a reply that completes a request with an error.
     pub const fn is_error(self) -> bool {
         matches!(self.0, 20 | 23 | 24 | 25)
@@ -90,7 +90,7 @@ impl MessageType {
 
     /// A known netaio type or an application type: what a netaio peer can decode.
     pub const fn is_valid(self) -> bool {
-        self.0 >= Self::FIRST_CUSTOM || self.name().is_some()
+        self.0 >= FIRST_CUSTOM_TYPE || self.name().is_some()
     }
 }
 
@@ -456,6 +456,9 @@ impl Message {
         let auth_len = header.auth_length as usize;
         if payload.len() != header.payload_len() {
             return Err(Error::Protocol("payload length differs from the header".into()));
+        }
+        if header.body_length < 2 {
+            return Err(Error::Protocol("body shorter than its uri length field".into()));
         }
         let auth = AuthFields::decode(&payload[..auth_len])?;
         let body = payload.slice(auth_len..);
