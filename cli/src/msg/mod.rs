@@ -279,16 +279,19 @@ pub fn raise_nofile_limit() {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn stop_signal() -> CliResult<()> {
+/// SIGINT or SIGTERM, registered now (so that a signal right after the first stdout line is
+/// already ours), awaited later. Needs the runtime.
+fn stop_signal() -> CliResult<impl std::future::Future<Output = CliResult<()>>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 fn first_line(line: &str) -> CliResult<()> {
@@ -301,7 +304,7 @@ fn serve(args: ServeArgs) -> CliResult {
     let listen = resolve("--listen", &args.listen)?;
     raise_nofile_limit();
     server_runtime()?.block_on(async {
-        let stop = stop_signal();
+        let stop = stop_signal()?;
         let server = broker::start(listen, &layers, args.max_store_bytes, args.max_connections).await?;
         first_line(&format!("norman msg listening on {}", server.local_addr().unwrap_or(listen)))?;
         let stopped = stop.await;
@@ -463,7 +466,7 @@ fn node(args: NodeArgs) -> CliResult {
     let layers = args.layers.load()?;
     let plan = node_plan(&args)?;
     crate::runtime()?.block_on(async {
-        let stop = stop_signal();
+        let stop = stop_signal()?;
         let config = NodeConfig {
             layers: layers.outer(),
             multicast: Some(plan.multicast),
