@@ -32,6 +32,42 @@ async fn sequential(name: &str, layers: Layers, server_layers: Layers) {
     server.shutdown().await;
 }
 
+async fn thousand_clients_rss() {
+    // Resident memory of this process (server and clients together: an upper bound for the
+    // server) with 1,000 connected clients that each made one request.
+    let before = rss_kib();
+    let server =
+        Server::new(ServerConfig { layers: Layers::netaio(Some(b"s"), Some(b"k")), ..Default::default() });
+    server.on(MessageType::REQUEST_URI, Some(b"echo"), |m: Message, _c: Call| async move {
+        Some(m.reply(MessageType::RESPOND_URI, m.content.clone()))
+    });
+    let addr = server.listen("127.0.0.1:0").await.unwrap().to_string();
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        let layers = Layers::netaio(Some(b"s"), Some(b"k"));
+        let c = Client::connect(&addr, ClientConfig { layers, ..Default::default() }).await.unwrap();
+        c.request(MessageType::REQUEST_URI, b"echo", &[0u8; 1024], Duration::from_secs(10)).await.unwrap();
+        clients.push(c);
+    }
+    println!(
+        "1,000 clients connected: process resident {} KiB ({} KiB more than before; server and clients)",
+        rss_kib(),
+        rss_kib().saturating_sub(before)
+    );
+    drop(clients);
+    server.shutdown().await;
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn figures() {
@@ -67,4 +103,5 @@ async fn figures() {
         got as f64 / t0.elapsed().as_secs_f64()
     );
     server.shutdown().await;
+    thousand_clients_rss().await;
 }
