@@ -14,9 +14,12 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== benchmark smoke run (a debug build: proves the bench runs; real figures need --release)"
 cargo run --locked --quiet -- bench --cpu-mib 16 --size-mib 16
 
-echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes)"
+echo "== Rust tests (unit, shared vectors, loopback sockets, CLI processes, netaio peers)"
+# The interop tests run netaio 0.0.9 from the venv; NORMAN_REQUIRE_PYTHON makes them fail instead of
+# skipping when the venv is missing, so CI can never pass without them.
 # shellcheck source=scripts/py-venv.sh
-source scripts/py-venv.sh && py_venv
+source scripts/py-venv.sh
+py_venv
 export NORMAN_REQUIRE_PYTHON=1
 cargo test --locked --all-targets 2>&1 | tee "$log"
 

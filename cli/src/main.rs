@@ -5,6 +5,7 @@ mod bench;
 mod bson;
 mod demo;
 mod models;
+mod msg;
 mod serve;
 mod transfer;
 
@@ -87,6 +88,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// BSON documents over TCP, one per frame, interoperable with py-bson's sendobj/recvobj.
     Bson(bson::BsonArgs),
+    /// Framed messages compatible with netaio 0.0.9: a broker, a requester, a UDP node, a bench.
+    Msg(msg::MsgArgs),
 }
 
 fn main() -> ExitCode {
@@ -159,6 +162,7 @@ fn run(command: Command) -> CliResult {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bson(args) => bson::run(args),
+        Command::Msg(args) => msg::run(args),
     }
 }
 
