@@ -20,12 +20,11 @@ fn main() {
          #define NORMAN_VERSION_PATCH {patch}\n#define NORMAN_VERSION \"{version}\"\n"
     ));
     soname(&major, &minor);
-    cbindgen::Builder::new()
-        .with_crate(&crate_dir)
-        .with_config(config)
-        .generate()
-        .expect("cbindgen could not generate norman.h from src/ffi")
-        .write_to_file(&out);
+    // Only src/ffi is the C API: parsing the whole crate would put every public constant of the core
+    // (messaging limits, key lengths, ...) into the header. cbindgen follows the `mod` lines of
+    // src/ffi/mod.rs, in their order, which is the order of the header.
+    let builder = cbindgen::Builder::new().with_config(config).with_src(crate_dir.join("src/ffi/mod.rs"));
+    builder.generate().expect("cbindgen could not generate norman.h from src/ffi").write_to_file(&out);
 }
 
 /// The SONAME of the shared library, as cargo-c names it (so `cargo cinstall` and `make install`

@@ -12,7 +12,6 @@ use super::{py_bson, walk, Dialect, Limits};
 use crate::error::{Error, Result};
 
 /// The smallest document: its length and the trailing NUL.
-/// cbindgen:ignore
 pub const MIN_DOCUMENT_BYTES: u32 = 5;
 
 impl Limits {

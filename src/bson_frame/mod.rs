@@ -27,10 +27,8 @@ pub use frame::{decode, FrameReader, FrameWriter, MIN_DOCUMENT_BYTES};
 pub use message::{message_document, message_typed};
 
 /// 16 MiB, MongoDB's maxBsonObjectSize.
-/// cbindgen:ignore
 pub const DEFAULT_MAX_BYTES: u32 = 16 * 1024 * 1024;
 /// MongoDB's documented nesting limit; bounds every recursive conversion of a received document.
-/// cbindgen:ignore
 pub const DEFAULT_MAX_DEPTH: u32 = 100;
 
 /// What a document may be: its size in bytes (the length prefix included) and its nesting depth
