@@ -48,7 +48,8 @@ func run(m *testing.M) int {
 		defer os.RemoveAll(dir)
 		dataDir = dir
 	}
-	serve := exec.Command(normanBin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	// --allow-private-links: the file-pull test fetches from a server of its own on 127.0.0.1.
+	serve := exec.Command(normanBin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--allow-private-links")
 	// Its log goes to a file (a pipe it inherits would keep `go test` waiting after a crash), and it
 	// dies with the test process however that ends.
 	logFile, err := os.Create(filepath.Join(dataDir, "serve.log"))

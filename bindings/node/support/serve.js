@@ -33,7 +33,8 @@ export function cliChecksum(file) {
 export async function startServe({ dataRoot } = {}) {
   const root = dataRoot || os.tmpdir();
   const dir = fs.mkdtempSync(path.join(root, 'norman-node-'));
-  const child = spawn(normanBin(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir], {
+  // --allow-private-links: the file-pull test fetches from a server of its own on 127.0.0.1.
+  const child = spawn(normanBin(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, '--allow-private-links'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stderr.resume();
