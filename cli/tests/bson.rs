@@ -346,3 +346,17 @@ fn send_fails_with_one_clear_line() {
         "a document takes at least 5 bytes",
     );
 }
+
+/// The benchmark runs both sides on tiny counts and prints a rate and a ratio for each size.
+#[test]
+fn bench_prints_rates_next_to_py_bson() {
+    let Some(python) = python() else { return };
+    let out = norman(&["bson", "bench", "--python", &python, "--count-1k", "2000", "--count-1m", "10"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for size in ["1 KiB", "1 MiB"] {
+        let line =
+            stdout.lines().find(|l| l.trim_start().starts_with(size)).unwrap_or_else(|| panic!("{stdout}"));
+        assert!(line.contains("libnorman") && line.contains("py-bson") && line.contains("ratio"), "{line}");
+    }
+}

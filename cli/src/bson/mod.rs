@@ -1,5 +1,8 @@
 //! `norman bson serve` and `norman bson send`: BSON documents over TCP, one per frame, as py-bson's
 //! `sendobj`/`recvobj` exchange them. Each document prints as one line of relaxed Extended JSON.
+//! `norman bson bench` measures documents per second next to py-bson.
+
+mod bench;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -61,6 +64,8 @@ enum BsonCommand {
         #[arg(long)]
         py_bson: bool,
     },
+    /// Documents per second one way over loopback (1 KiB, 1 MiB), next to py-bson's sendobj/recvobj.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(args: BsonArgs) -> CliResult {
@@ -94,6 +99,7 @@ pub fn run(args: BsonArgs) -> CliResult {
             let timeout = Duration::from_millis(timeout_ms);
             runtime()?.block_on(send(&addr, writer, &doc, receive, timeout, dialect))
         }
+        BsonCommand::Bench(args) => bench::run(args),
     }
 }
 
