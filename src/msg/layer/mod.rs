@@ -33,7 +33,7 @@ pub trait Layer: Send + Sync + 'static {
     /// A short name for errors and AUTH_ERROR replies ("HMAC", "SHA256-stream", "AEAD").
     fn name(&self) -> &'static str;
     fn seal(&self, msg: &mut Message) -> Result<()>;
-    /// Checks and/or decrypts; auth failures are [`Error::MsgAuth`], the rest [`Error::Decrypt`].
+    /// Checks and/or decrypts; auth failures are [`Error::MsgAuth`](crate::Error::MsgAuth), the rest [`Error::Decrypt`](crate::Error::Decrypt).
     fn open(&self, msg: &mut Message) -> Result<()>;
     /// Whether one sealed copy must not go to several recipients (a replay cache shared by
     /// receivers in one process would refuse the second copy): notify and broadcast then seal

@@ -48,7 +48,7 @@ pub struct NodeConfig {
     pub layers: Layers,
     pub limits: Limits,
     pub multicast: Option<MulticastConfig>,
-    /// Events kept for [`Node::next_event`] at most (more are dropped, with a log line).
+    /// Events kept for [`Node::next_event`](super::Node::next_event) at most (more are dropped, with a log line).
     pub events: usize,
 }
 
