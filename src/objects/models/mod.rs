@@ -1,0 +1,216 @@
+//! Models, their versions and bases, signatures, parameters, assets and tags (`persist/models/*`).
+
+mod bases;
+mod signatures;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::query::QueryConstraints;
+use crate::objects::{default_id, default_true, now_rfc3339, null_as_default};
+
+pub use bases::{ModelBase, ModelPreview};
+pub use signatures::{
+    DataModality, HttpLocation, ModelParam, ModelSignature, ReceiveFormat, SignatureTransform, SignatureType,
+};
+
+wire_enum! {
+    /// Model.model_type.
+    pub enum ModelType {
+        Api => "Api",
+        PytorchJit => "Pytorch_jit",
+        TransformerHf => "Transformer_hf",
+    }
+}
+
+wire_enum! {
+    /// Model.hosting_location: whether Norman runs the model or calls it at `url`.
+    pub enum ModelHostingLocation {
+        External => "External",
+        Internal => "Internal",
+    }
+}
+
+wire_enum! {
+    /// Model.output_format.
+    pub enum OutputFormat {
+        Binary => "Binary",
+        Json => "Json",
+        Text => "Text",
+    }
+}
+
+wire_enum! {
+    /// Model.request_type: the HTTP method used to call an external model.
+    pub enum HttpRequestType {
+        Get => "Get",
+        Post => "Post",
+        Put => "Put",
+    }
+}
+
+wire_enum! {
+    /// Model.build_status.
+    pub enum ModelBuildStatus {
+        InProgress => "InProgress",
+        Completed => "Completed",
+        Failed => "Failed",
+    }
+}
+
+/// One version of a model, with its signatures and assets (schema `Model`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    #[serde(default = "default_id")]
+    pub id: String,
+    pub account_id: String,
+    #[serde(default = "default_id")]
+    pub model_base_id: String,
+    pub version_label: String,
+    #[serde(default = "default_true")]
+    pub active: bool,
+    #[serde(default)]
+    pub build_status: Option<ModelBuildStatus>,
+    #[serde(default = "now_rfc3339")]
+    pub creation_time: String,
+    pub short_description: String,
+    #[serde(default)]
+    pub assets: Vec<ModelAsset>,
+    #[serde(default)]
+    pub tags: Vec<AggregateTag>,
+    pub name: String,
+    /// Required by the schema, but absent from Models of the earlier published API (PROTOCOL.md §5),
+    /// so defaulted to "" to keep reading them.
+    #[serde(default)]
+    pub model_class: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    pub request_type: HttpRequestType,
+    pub model_type: ModelType,
+    pub hosting_location: ModelHostingLocation,
+    pub output_format: OutputFormat,
+    pub long_description: String,
+    #[serde(default)]
+    pub inputs: Vec<ModelSignature>,
+    #[serde(default)]
+    pub outputs: Vec<ModelSignature>,
+    #[serde(default)]
+    pub http_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub user_added_tags: Vec<ModelTag>,
+}
+
+impl Model {
+    /// A model to create (ids "0": the backend assigns them): an external API model answering JSON
+    /// to POST requests. Set the other fields as needed before creating it.
+    pub fn new(
+        account_id: impl Into<String>,
+        name: impl Into<String>,
+        version_label: impl Into<String>,
+    ) -> Self {
+        Model {
+            id: default_id(),
+            account_id: account_id.into(),
+            model_base_id: default_id(),
+            version_label: version_label.into(),
+            active: true,
+            build_status: None,
+            creation_time: now_rfc3339(),
+            short_description: String::new(),
+            assets: Vec::new(),
+            tags: Vec::new(),
+            name: name.into(),
+            model_class: String::new(),
+            url: None,
+            request_type: HttpRequestType::Post,
+            model_type: ModelType::Api,
+            hosting_location: ModelHostingLocation::External,
+            output_format: OutputFormat::Json,
+            long_description: String::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            http_headers: BTreeMap::new(),
+            user_added_tags: Vec::new(),
+        }
+    }
+
+    /// Adds an asset slot (e.g. "File", "Logo") to a model about to be created; the backend assigns
+    /// its id, which uploads and retrieves then name.
+    pub fn with_asset(mut self, asset_name: impl Into<String>) -> Self {
+        let asset = ModelAsset {
+            account_id: self.account_id.clone(),
+            asset_name: asset_name.into(),
+            ..ModelAsset::default()
+        };
+        self.assets.push(asset);
+        self
+    }
+
+    /// The id of this model's asset named `asset_name`.
+    pub fn asset_id(&self, asset_name: &str) -> Option<&str> {
+        self.assets.iter().find(|a| a.asset_name == asset_name).map(|a| a.id.as_str())
+    }
+}
+
+/// A file belonging to a model ("Logo", "File", ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelAsset {
+    #[serde(default = "default_id")]
+    pub id: String,
+    pub account_id: String,
+    #[serde(default = "default_id")]
+    pub model_id: String,
+    pub asset_name: String,
+}
+
+impl Default for ModelAsset {
+    fn default() -> Self {
+        ModelAsset {
+            id: default_id(),
+            account_id: String::new(),
+            model_id: default_id(),
+            asset_name: String::new(),
+        }
+    }
+}
+
+/// A tag with how many times it was given to a model.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AggregateTag {
+    pub model_id: String,
+    pub name: String,
+    pub tag_count: i64,
+}
+
+/// A tag a user added to a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelTag {
+    #[serde(default = "default_id")]
+    pub id: String,
+    #[serde(default = "default_id")]
+    pub account_id: String,
+    #[serde(default = "default_id")]
+    pub model_id: String,
+    pub name: String,
+}
+
+impl Default for ModelTag {
+    fn default() -> Self {
+        ModelTag { id: default_id(), account_id: default_id(), model_id: default_id(), name: String::new() }
+    }
+}
+
+/// Body of `persist/models/get` and `persist/models/bases/get`. `finished_models` restricts the
+/// answer to models whose flags are all Finished. (The Python SDK sends `true` when the caller gives
+/// no request at all; that choice belongs to the service, not to this default.)
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetModelsRequest {
+    #[serde(default)]
+    pub constraints: Option<QueryConstraints>,
+    /// `Optional[bool] = False` in Python: `null` reads as false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub finished_models: bool,
+}
