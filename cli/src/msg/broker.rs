@@ -12,7 +12,8 @@ use super::LayerSpec;
 use crate::CliResult;
 
 /// What a request asks of the broker (the message types it serves).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The broker's operations, which are also the `--type` values of `norman msg request`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Op {
     Request,
     Create,
@@ -21,6 +22,24 @@ pub enum Op {
     Publish,
     Subscribe,
     Unsubscribe,
+}
+
+impl Op {
+    pub const ALL: [Op; 7] =
+        [Op::Request, Op::Create, Op::Update, Op::Delete, Op::Publish, Op::Subscribe, Op::Unsubscribe];
+
+    /// The message type that asks for this operation.
+    pub fn message_type(self) -> MessageType {
+        match self {
+            Op::Request => MessageType::REQUEST_URI,
+            Op::Create => MessageType::CREATE_URI,
+            Op::Update => MessageType::UPDATE_URI,
+            Op::Delete => MessageType::DELETE_URI,
+            Op::Publish => MessageType::PUBLISH_URI,
+            Op::Subscribe => MessageType::SUBSCRIBE_URI,
+            Op::Unsubscribe => MessageType::UNSUBSCRIBE_URI,
+        }
+    }
 }
 
 /// The reply to send back (its uri is always the request's).
@@ -127,16 +146,8 @@ pub async fn start(
         Server::new(ServerConfig { layers: layers.outer(), max_connections, ..ServerConfig::default() });
     let store = Arc::new(Mutex::new(Store::new(max_store_bytes)));
     let inner = layers.inner();
-    let ops = [
-        (MessageType::REQUEST_URI, Op::Request),
-        (MessageType::CREATE_URI, Op::Create),
-        (MessageType::UPDATE_URI, Op::Update),
-        (MessageType::DELETE_URI, Op::Delete),
-        (MessageType::PUBLISH_URI, Op::Publish),
-        (MessageType::SUBSCRIBE_URI, Op::Subscribe),
-        (MessageType::UNSUBSCRIBE_URI, Op::Unsubscribe),
-    ];
-    for (message_type, op) in ops {
+    for op in Op::ALL {
+        let message_type = op.message_type();
         let (store, note_layers) = (store.clone(), inner.clone());
         let serve_one = move |msg: Message, call: Call| {
             let outcome = store.lock().unwrap_or_else(|p| p.into_inner()).apply(op, &msg.uri, &msg.content);

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use norman::msg::packify::Value;
 use norman::msg::wire::NETAIO_MAX_PAYLOAD;
 use norman::msg::{
@@ -23,6 +23,7 @@ use norman::msg::{
 use zeroize::Zeroizing;
 
 use crate::{print_line, CliResult};
+use broker::Op;
 
 #[derive(Args)]
 pub struct MsgArgs {
@@ -151,23 +152,12 @@ pub struct ServeArgs {
     max_connections: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RequestType {
-    Request,
-    Create,
-    Update,
-    Delete,
-    Publish,
-    Subscribe,
-    Unsubscribe,
-}
-
 #[derive(Args)]
 pub struct RequestArgs {
     /// HOST:PORT of the server.
     addr: String,
     #[arg(long = "type", value_enum)]
-    kind: RequestType,
+    kind: Op,
     #[arg(long)]
     uri: String,
     /// Content as text.
@@ -314,18 +304,6 @@ fn serve(args: ServeArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn msg_type(kind: RequestType) -> MessageType {
-    match kind {
-        RequestType::Request => MessageType::REQUEST_URI,
-        RequestType::Create => MessageType::CREATE_URI,
-        RequestType::Update => MessageType::UPDATE_URI,
-        RequestType::Delete => MessageType::DELETE_URI,
-        RequestType::Publish => MessageType::PUBLISH_URI,
-        RequestType::Subscribe => MessageType::SUBSCRIBE_URI,
-        RequestType::Unsubscribe => MessageType::UNSUBSCRIBE_URI,
-    }
-}
-
 fn print_message(msg: &Message) -> CliResult<()> {
     print_line(&format::message_line(&msg.message_type.to_string(), &msg.uri, &msg.content)).map(|_| ())
 }
@@ -353,7 +331,7 @@ fn request(args: RequestArgs) -> CliResult {
             args.uri.len() + content.len()
         ));
     }
-    if args.count.is_some() && args.kind != RequestType::Subscribe {
+    if args.count.is_some() && args.kind != Op::Subscribe {
         return Err("--count goes with --type subscribe".into());
     }
     let addr = resolve("address", &args.addr)?.to_string();
@@ -367,7 +345,7 @@ fn request(args: RequestArgs) -> CliResult {
         let inner = layers.inner();
         // Notifications come through a route, so that the inner layers open them as well.
         let (notes_tx, mut notes) = tokio::sync::mpsc::channel::<Message>(256);
-        if args.kind == RequestType::Subscribe {
+        if args.kind == Op::Subscribe {
             client.route(
                 Key::TypeUri(MessageType::NOTIFY_URI, uri.clone()),
                 inner.clone(),
@@ -381,7 +359,7 @@ fn request(args: RequestArgs) -> CliResult {
                 }),
             );
         }
-        let msg = Message::new(msg_type(args.kind), uri, Bytes::from(content));
+        let msg = Message::new(args.kind.message_type(), uri, Bytes::from(content));
         match client.request_message(msg, &inner, timeout).await {
             Ok(reply) => print_message(&reply)?,
             Err(norman::Error::Remote { reply }) => {
@@ -394,7 +372,7 @@ fn request(args: RequestArgs) -> CliResult {
             }
             Err(e) => return Err(format!("{addr}: {e}")),
         }
-        if args.kind != RequestType::Subscribe {
+        if args.kind != Op::Subscribe {
             return Ok(());
         }
         let mut got = 0u64;
