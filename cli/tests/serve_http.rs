@@ -946,44 +946,6 @@ async fn a_restart_keeps_accounts_models_flags_and_files() {
     assert_eq!(status, StatusCode::CONFLICT, "completed before the restart");
 }
 
-/// A tiny HTTP/1.1 server for link downloads: `/file` is `content`, anything else 404.
-async fn serve_links(content: Vec<u8>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            let content = content.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&head);
-                let reply: Vec<u8> = if text.starts_with("GET /file ") {
-                    let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        content.len()
-                    )
-                    .into_bytes();
-                    r.extend_from_slice(&content);
-                    r
-                } else {
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-                };
-                let _ = conn.write_all(&reply).await;
-                let _ = conn.shutdown().await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn file_pull_downloads_links_and_tracks_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -992,7 +954,7 @@ async fn file_pull_downloads_links_and_tracks_them() {
     let (api, account_id) = server.api().signup().await;
     let (model_id, asset_id) = create_model(&api, &account_id, "pulled").await;
     let content = common::random_bytes(1_000_003, 11);
-    let host = serve_links(content.clone()).await;
+    let host = format!("http://127.0.0.1:{}", common::link_server(content.clone()).await.0);
 
     let ids = api
         .post(

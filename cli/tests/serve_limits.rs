@@ -4,8 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -264,42 +263,6 @@ async fn sigterm_ends_the_server_in_seconds_whatever_clients_do() {
         .await;
     assert!(status.is_client_error(), "{status} {body}");
     api.wait_flags(&pending_asset, 4).await;
-}
-
-/// A local HTTP server for link pulls: `/file` with a Content-Length, `/stream` without one (ended by
-/// closing), both `content`. Counts the connections it accepts.
-async fn link_server(content: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            count.fetch_add(1, Ordering::SeqCst);
-            let content = content.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let length = if head.starts_with(b"GET /file ") {
-                    format!("Content-Length: {}\r\n", content.len())
-                } else {
-                    String::new()
-                };
-                let mut reply = format!("HTTP/1.1 200 OK\r\n{length}Connection: close\r\n\r\n").into_bytes();
-                reply.extend_from_slice(&content);
-                let _ = conn.write_all(&reply).await;
-                let _ = conn.shutdown().await;
-            });
-        }
-    });
-    (port, accepted)
 }
 
 #[tokio::test]

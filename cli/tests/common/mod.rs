@@ -169,3 +169,51 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// A local HTTP/1.1 server for link pulls on 127.0.0.1: `/file` is `content` with a Content-Length,
+/// `/stream` the same without one (ended by closing), anything else 404. Returns its port and the
+/// count of connections it accepted.
+pub async fn link_server(content: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let content = content.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = match () {
+                    _ if head.starts_with(b"GET /file ") => {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            content.len()
+                        )
+                    }
+                    _ if head.starts_with(b"GET /stream ") => {
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into()
+                    }
+                    _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+                };
+                let mut reply = reply.into_bytes();
+                if !reply.starts_with(b"HTTP/1.1 404") {
+                    reply.extend_from_slice(&content);
+                }
+                let _ = conn.write_all(&reply).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (port, accepted)
+}
