@@ -36,9 +36,13 @@ pub struct PullArgs {
     /// An invocation output: ACCOUNT/MODEL/INVOCATION/OUTPUT.
     #[arg(long, group = "source", value_name = "ACCOUNT/MODEL/INVOCATION/OUTPUT")]
     output: Option<String>,
-    /// Where to write the file; it appears only once complete.
+    /// Where to write the file; it appears only once complete and verified. An existing file is
+    /// kept unless --force; a directory is refused.
     #[arg(long)]
     out: PathBuf,
+    /// Replace the file at --out if there is one.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The configured client: NORMAN_BASE_URL and friends, and the token from NORMAN_TOKEN or the file
@@ -103,19 +107,56 @@ pub fn pull(args: PullArgs) -> CliResult {
     } else {
         return Err("give --asset, --input or --output".to_owned());
     };
+    // Refused before anything is requested, so no byte is downloaded for nothing.
+    match std::fs::metadata(&args.out) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(format!("{}: is a directory; --out names the file to write", args.out.display()))
+        }
+        Ok(_) if !args.force => {
+            return Err(format!("{}: exists; pass --force to replace it", args.out.display()))
+        }
+        _ => {}
+    }
     let (_, http) = client_from_env()?;
     let bar = progress_bar();
+    let start = Instant::now();
     let summary = runtime()?
         .block_on(async {
-            let stream = Downloads::new(&http).open(&target).await?;
-            if let Some(len) = stream.content_length() {
-                bar.set_length(len);
+            let download = async {
+                let stream = Downloads::new(&http).open(&target).await?;
+                if let Some(len) = stream.content_length() {
+                    bar.set_length(len);
+                }
+                stream.save_to(&args.out, |n| bar.set_position(n)).await
+            };
+            // SIGINT or SIGTERM drops the download, and with it the temporary file: nothing partial
+            // is left behind (the default action would kill the process before it could clean up).
+            tokio::select! {
+                result = download => result.map_err(|e| e.to_string()),
+                signal = interrupted() => Err(signal),
             }
-            stream.save_to(&args.out, |n| bar.set_position(n)).await
         })
         .map_err(|e| format!("{}: {e}", args.out.display()))?;
     bar.finish_and_clear();
-    print_line(&format!("{}  {}  ({} bytes)", summary.checksum, args.out.display(), summary.bytes))
+    print_line(&format!(
+        "{}  {}  ({} bytes, {:.0} MB/s)",
+        summary.checksum,
+        args.out.display(),
+        summary.bytes,
+        summary.bytes as f64 / start.elapsed().as_secs_f64().max(1e-9) / 1e6
+    ))
+}
+
+/// Resolves with a message when SIGINT or SIGTERM arrives (never, if the handlers cannot be set).
+async fn interrupted() -> String {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "interrupted (SIGINT); the partial file was removed".to_owned(),
+            _ = term.recv() => "terminated (SIGTERM); the partial file was removed".to_owned(),
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// A byte progress bar on stderr when it is a terminal, hidden otherwise.

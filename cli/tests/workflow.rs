@@ -119,6 +119,18 @@ fn signup_create_push_status_pull_with_norman_alone() {
 
     let dest = dir.path().join("pulled.bin");
     let pulled = run(norman(&["pull", "--asset", &target, "--out"]).arg(&dest));
+    assert!(pulled.starts_with(&sum) && pulled.trim_end().ends_with("MB/s)"), "{pulled}");
+    assert!(std::fs::read(&dest).unwrap() == content);
+    // Safe pulls: an existing file is kept without --force, a directory is refused, both before a
+    // byte is requested; --force replaces.
+    std::fs::write(&dest, b"mine").unwrap();
+    fails_with(norman(&["pull", "--asset", &target, "--out"]).arg(&dest).output().unwrap(), "pass --force");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
+    fails_with(
+        norman(&["pull", "--asset", &target, "--out"]).arg(dir.path()).output().unwrap(),
+        "is a directory",
+    );
+    let pulled = run(norman(&["pull", "--force", "--asset", &target, "--out"]).arg(&dest));
     assert!(pulled.starts_with(&sum), "{pulled}");
     assert!(std::fs::read(&dest).unwrap() == content);
     let out = run_with_stdin(&mut norman(&["checksum", "-"]), &content);
@@ -258,4 +270,51 @@ fn completions_and_checksum_of_stdin() {
     assert_eq!(sums[0]["bytes"], 0);
     assert_eq!(sums[1]["checksum"], "78af5f94892f3950");
     assert_eq!(sums[1]["file"], file.to_str().unwrap());
+}
+
+/// A pull interrupted by SIGINT (here: from a server that stalls mid-file) exits non-zero and leaves
+/// neither the file nor its temporary part behind.
+#[test]
+fn an_interrupted_pull_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((conn, _)) = listener.accept() else { return };
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) && line != "\r\n" {
+            line.clear();
+        }
+        let mut conn = conn;
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n");
+        let _ = conn.write_all(&vec![7u8; 100_000]);
+        std::thread::sleep(std::time::Duration::from_secs(20)); // stalls with the connection open
+    });
+    let dest = dir.path().join("pulled.bin");
+    let child = norman(dir.path(), &format!("http://127.0.0.1:{port}/v0/"))
+        .env("NORMAN_TOKEN", "a-token-for-a-server-that-stalls")
+        .args(["pull", "--asset", "a/m/x", "--out"])
+        .arg(&dest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part_exists = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !part_exists() {
+        assert!(std::time::Instant::now() < deadline, "the pull never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    fails_with(out, "interrupted (SIGINT)");
+    assert!(!part_exists() && !dest.exists(), "something was left behind");
 }
