@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/lib.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    chacha20_cfg();
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("norman.h");
     let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml");
@@ -37,4 +38,24 @@ fn soname(major: &str, minor: &str) {
     }
     let suffix = if major == "0" { format!("0.{minor}") } else { major.to_owned() };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libnorman.so.{suffix}");
+}
+
+/// The `chacha20` crate's AVX-512 backend is compiled in by `--cfg chacha20_avx512`, which
+/// .cargo/config.toml passes; a RUSTFLAGS (or CARGO_ENCODED_RUSTFLAGS) variable replaces that file's
+/// flags, so say when it is gone on x86_64 (still correct, AVX2 at most). socket::chacha20_backend
+/// reads the same cfgs, declared here.
+fn chacha20_cfg() {
+    println!("cargo:rustc-check-cfg=cfg(chacha20_avx512)");
+    println!("cargo:rustc-check-cfg=cfg(chacha20_backend, values(\"avx2\", \"avx512\", \"soft\", \"sse2\"))");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if arch == "x86_64"
+        && !flags.split('\x1f').any(|f| f == "chacha20_avx512" || f == "--cfg=chacha20_avx512")
+    {
+        println!(
+            "cargo:warning=ChaCha20 without its AVX-512 backend: RUSTFLAGS replaced .cargo/config.toml's \
+             `--cfg chacha20_avx512`; add it to RUSTFLAGS for the fastest cipher"
+        );
+    }
 }

@@ -23,6 +23,9 @@ py_venv
 export NORMAN_REQUIRE_PYTHON=1
 cargo test --locked --all-targets 2>&1 | tee "$log"
 
+echo "== ChaCha20 backends (each one this CPU has, forced in a small build of its own)"
+./scripts/test-cipher-backends.sh 2>&1 | tee -a "$log"
+
 echo "== C tests (header, ASan, static and shared libraries, install, norman serve)"
 ./scripts/test-c.sh 2>&1 | tee -a "$log"
 

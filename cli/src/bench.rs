@@ -72,7 +72,10 @@ pub fn run(args: BenchArgs) -> CliResult {
         }
         black_box(state.checksum());
     });
-    print_line(&format!("chacha20 (one core)          {chacha:8.0} MB/s"))?;
+    print_line(&format!(
+        "chacha20 (one core)          {chacha:8.0} MB/s  backend {}",
+        norman::socket::chacha20_backend()
+    ))?;
     print_line(&format!("xxh3-64 (one core)           {xxh3:8.0} MB/s"))?;
     print_line(&format!("fused hash+encrypt in place  {fused:8.0} MB/s"))?;
     print_line(&format!("fused hash+encrypt+copy      {fused_copy:8.0} MB/s"))?;

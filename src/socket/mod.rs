@@ -2,10 +2,12 @@
 //! [`UploadStream`]). Its mirror, the receiver a backend runs, lives in the `norman` program
 //! (`norman serve`, `norman receive`); both share [`StreamCipherState`].
 
+#[cfg(test)]
+mod chacha20_ref;
 mod cipher;
 mod pairing;
 mod writer;
 
-pub use cipher::StreamCipherState;
+pub use cipher::{chacha20_backend, StreamCipherState};
 pub use pairing::{Pairing, SocketPairingResponse, StreamSecrets, KEY_LEN, MIN_HEADER_LEN, NONCE_LEN};
 pub use writer::{SocketClient, UploadStream, UploadSummary};

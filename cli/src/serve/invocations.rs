@@ -93,7 +93,7 @@ fn create(conn: &Connection, auth: &Auth, sent: &Map<String, Value>) -> ApiResul
         invocation.insert(list.into(), Value::Array(sigs));
     }
     let mut invocation = Value::Object(invocation);
-    let no_outputs = invocation["outputs"].as_array().map_or(true, Vec::is_empty);
+    let no_outputs = invocation["outputs"].as_array().is_none_or(Vec::is_empty);
     if str_of(&model, "name") == "echo" && no_outputs {
         let inputs = invocation["inputs"].as_array().cloned().unwrap_or_default();
         invocation["outputs"] =
