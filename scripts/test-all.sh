@@ -22,6 +22,8 @@ source scripts/py-venv.sh
 py_venv
 export NORMAN_REQUIRE_PYTHON=1
 cargo test --locked --all-targets 2>&1 | tee "$log"
+# --all-targets skips doctests; the library's examples run here.
+cargo test --locked --doc -p norman 2>&1 | tee -a "$log"
 
 echo "== C tests (header, ASan, static and shared libraries, install, norman serve)"
 ./scripts/test-c.sh 2>&1 | tee -a "$log"

@@ -14,8 +14,10 @@ use crate::sensitive::Sensitive;
 /// `{id, creation_time, name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
     pub name: String,
@@ -58,7 +60,9 @@ pub struct ApiKeyLoginRequest {
 /// POST `authenticate/login/password/account_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountIdPasswordLoginRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// The account's password (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub password: Sensitive<String>,
 }
@@ -67,6 +71,7 @@ pub struct AccountIdPasswordLoginRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamePasswordLoginRequest {
     pub name: String,
+    /// The account's password (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub password: Sensitive<String>,
 }
@@ -74,7 +79,9 @@ pub struct NamePasswordLoginRequest {
 /// POST `authenticate/login/password/email`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmailPasswordLoginRequest {
+    /// The account's email address.
     pub email: String,
+    /// The account's password (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub password: Sensitive<String>,
 }
@@ -82,12 +89,14 @@ pub struct EmailPasswordLoginRequest {
 /// POST `authenticate/login/email/otp`: asks for a one-time code by email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailOtpLoginRequest {
+    /// The account's email address.
     pub email: String,
 }
 
 /// POST `authenticate/login/email/otp/verify`: the code received by email.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmailOtpVerificationRequest {
+    /// The account's email address.
     pub email: String,
     #[serde(with = "super::secret")]
     pub code: Sensitive<String>,
@@ -97,6 +106,7 @@ pub struct EmailOtpVerificationRequest {
 /// in the Python model (`None` by default), so it is here too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegisterAuthFactorRequest {
+    /// Id of the account.
     pub account_id: String,
     #[serde(default, with = "super::secret::option")]
     pub second_token: Option<Sensitive<String>>,

@@ -78,10 +78,13 @@ impl StatusFlagValue {
 /// them (`{entity_id: [StatusFlag]}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusFlag {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
     pub entity_id: String,
+    /// When the object was last updated (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub update_time: String,
     pub flag_name: StatusFlagName,
@@ -93,12 +96,15 @@ pub struct StatusFlag {
 /// that a legacy 4 (Finished) can never be read as the current 4 (Error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyStatusFlag {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
     /// Defaulted to "0" in that version.
     #[serde(default = "default_id")]
     pub entity_id: String,
+    /// When the object was last updated (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub update_time: String,
     pub flag_name: String,

@@ -18,6 +18,7 @@ pub struct ModelPreview {
     /// The model (version) id.
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     #[serde(default)]
     pub account_id: String,
     #[serde(default = "default_id")]
@@ -26,6 +27,7 @@ pub struct ModelPreview {
     pub version_label: String,
     #[serde(default = "default_true")]
     pub active: bool,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
     #[serde(default)]
@@ -59,12 +61,15 @@ impl Default for ModelPreview {
 /// is defaulted; fields of other versions are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelBase {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     #[serde(default)]
     pub account_id: String,
     #[serde(default)]
     pub name: String,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
     #[serde(default)]

@@ -54,8 +54,10 @@ wire_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct ModelSignature {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
     pub signature_type: SignatureType,
@@ -65,6 +67,7 @@ pub struct ModelSignature {
     pub receive_format: ReceiveFormat,
     pub http_location: HttpLocation,
     pub hidden: bool,
+    /// Title shown for this input or output.
     pub display_title: String,
     #[serde(default)]
     pub default_value: Option<String>,
@@ -81,10 +84,13 @@ pub struct ModelSignature {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct ModelParam {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
+    /// Id of the model signature (input or output slot).
     #[serde(default = "default_id")]
     pub signature_id: String,
     pub data_modality: DataModality,
@@ -134,8 +140,10 @@ impl<'de> Deserialize<'de> for ModelParam {
 /// A named transform applied to a signature's value, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureTransform {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the model signature (input or output slot).
     #[serde(default = "default_id")]
     pub signature_id: String,
     pub transform_name: String,
