@@ -39,6 +39,7 @@ pub struct SocketInputPairingRequest {
 pub struct ChecksumRequest {
     /// Id of the upload pairing.
     pub pairing_id: String,
+    /// xxh3-64 of the uploaded bytes: 16 lowercase hex digits.
     pub checksum: String,
 }
 
@@ -112,6 +113,7 @@ pub struct TrackedAssetDownload {
     pub download_request: NormanFileDownloadRequest,
     /// The link this download fetches.
     pub file_link: String,
+    /// The model the asset belongs to.
     pub model: Model,
     /// Bytes fetched so far.
     #[serde(default)]
@@ -122,6 +124,7 @@ pub struct TrackedAssetDownload {
     /// xxh3-64 of the fetched bytes (16 lowercase hex digits; "" until known).
     #[serde(default)]
     pub file_checksum: String,
+    /// The asset being fetched.
     pub asset: ModelAsset,
 }
 
@@ -132,6 +135,7 @@ pub struct TrackedInputDownload {
     pub download_request: NormanFileDownloadRequest,
     /// The link this download fetches.
     pub file_link: String,
+    /// The model invoked.
     pub model: Model,
     /// Bytes fetched so far.
     #[serde(default)]
@@ -142,7 +146,9 @@ pub struct TrackedInputDownload {
     /// xxh3-64 of the fetched bytes (16 lowercase hex digits; "" until known).
     #[serde(default)]
     pub file_checksum: String,
+    /// The invocation the input belongs to.
     pub invocation: Invocation,
+    /// The input being fetched.
     pub invocation_input: InvocationSignature,
 }
 
@@ -153,6 +159,7 @@ pub struct TrackedOutputDownload {
     pub download_request: NormanFileDownloadRequest,
     /// The link this download fetches.
     pub file_link: String,
+    /// The model invoked.
     pub model: Model,
     /// Bytes fetched so far.
     #[serde(default)]
@@ -163,7 +170,9 @@ pub struct TrackedOutputDownload {
     /// xxh3-64 of the fetched bytes (16 lowercase hex digits; "" until known).
     #[serde(default)]
     pub file_checksum: String,
+    /// The invocation the output belongs to.
     pub invocation: Invocation,
+    /// The output being fetched.
     pub invocation_output: InvocationSignature,
 }
 
@@ -172,8 +181,11 @@ pub struct TrackedOutputDownload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "entity_type")]
 pub enum TrackedDownload {
+    /// A model asset (`"Asset"`).
     Asset(TrackedAssetDownload),
+    /// An invocation input (`"Input"`).
     Input(TrackedInputDownload),
+    /// An invocation output (`"Output"`).
     Output(TrackedOutputDownload),
 }
 
@@ -196,6 +208,7 @@ impl TrackedDownload {
         }
     }
 
+    /// The model the entity belongs to.
     pub fn model(&self) -> &Model {
         match self {
             TrackedDownload::Asset(download) => &download.model,

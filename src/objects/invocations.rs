@@ -18,8 +18,10 @@ pub struct Invocation {
     /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// The invocation's inputs.
     #[serde(default)]
     pub inputs: Vec<InvocationSignature>,
+    /// The invocation's outputs.
     #[serde(default)]
     pub outputs: Vec<InvocationSignature>,
 }
@@ -91,6 +93,7 @@ pub struct Notification {
     /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// Every other field, as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -60,21 +60,32 @@ pub struct ModelSignature {
     /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
+    /// Input or output.
     pub signature_type: SignatureType,
+    /// Kind of data carried.
     pub data_modality: DataModality,
+    /// The earlier API's field for the modality (kept as received).
     pub data_domain: String,
+    /// How the data is encoded (e.g. a file format).
     pub data_encoding: String,
+    /// How the model receives the value.
     pub receive_format: ReceiveFormat,
+    /// Where in the HTTP request the value goes.
     pub http_location: HttpLocation,
+    /// Whether the signature is hidden from users.
     pub hidden: bool,
     /// Title shown for this input or output.
     pub display_title: String,
+    /// Value used when none is given.
     #[serde(default)]
     pub default_value: Option<String>,
+    /// Named parameters of this signature.
     #[serde(default)]
     pub parameters: Vec<ModelParam>,
+    /// Transforms applied to the value.
     #[serde(default)]
     pub transforms: Vec<SignatureTransform>,
+    /// Extra arguments, by name.
     #[serde(default)]
     pub signature_args: BTreeMap<String, String>,
 }
@@ -93,8 +104,11 @@ pub struct ModelParam {
     /// Id of the model signature (input or output slot).
     #[serde(default = "default_id")]
     pub signature_id: String,
+    /// Kind of data carried.
     pub data_modality: DataModality,
+    /// How the data is encoded.
     pub data_encoding: String,
+    /// The parameter's name.
     pub parameter_name: String,
 }
 
@@ -146,7 +160,9 @@ pub struct SignatureTransform {
     /// Id of the model signature (input or output slot).
     #[serde(default = "default_id")]
     pub signature_id: String,
+    /// The transform's name.
     pub transform_name: String,
+    /// Its arguments, by name.
     #[serde(default)]
     pub transform_args: BTreeMap<String, String>,
 }
