@@ -20,6 +20,7 @@ pub struct StreamCipherState {
 }
 
 impl StreamCipherState {
+    /// The cipher at offset 0 of the pairing's keystream, with an empty checksum.
     pub fn new(secrets: &StreamSecrets) -> Self {
         let cipher = ChaCha20::new(secrets.key.expose().into(), secrets.nonce.expose().into());
         Self { cipher, hasher: Hasher::new(), offset: 0 }

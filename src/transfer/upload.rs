@@ -81,6 +81,7 @@ impl Upload {
 }
 
 impl<'a> Uploads<'a> {
+    /// Uploads over `http`, with `config`'s socket settings.
     pub fn new(http: &'a HttpClient, config: &AppConfig) -> Self {
         Self { http, config: config.clone() }
     }
