@@ -3,6 +3,8 @@
 //! The core is plain async Rust on tokio; the C ABI (`norman.h`) wraps it for C, C++, Go and Node.
 //! Wire behaviour follows `PROTOCOL.md` (shipped in `docs/`).
 
+#![warn(missing_docs)]
+
 pub mod bson_frame;
 pub mod checksum;
 pub mod config;

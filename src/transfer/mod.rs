@@ -22,9 +22,37 @@ pub use upload::{Upload, UploadTarget, Uploads};
 /// A file Norman stores: a model asset, an invocation input or an invocation output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileTarget {
-    Asset { account_id: String, model_id: String, asset_id: String },
-    Input { account_id: String, model_id: String, invocation_id: String, input_id: String },
-    Output { account_id: String, model_id: String, invocation_id: String, output_id: String },
+    /// A model asset.
+    Asset {
+        /// Id of the account.
+        account_id: String,
+        /// Id of the model.
+        model_id: String,
+        /// Id of the asset.
+        asset_id: String,
+    },
+    /// An invocation input.
+    Input {
+        /// Id of the account.
+        account_id: String,
+        /// Id of the model.
+        model_id: String,
+        /// Id of the invocation.
+        invocation_id: String,
+        /// Id of the input.
+        input_id: String,
+    },
+    /// An invocation output.
+    Output {
+        /// Id of the account.
+        account_id: String,
+        /// Id of the model.
+        model_id: String,
+        /// Id of the invocation.
+        invocation_id: String,
+        /// Id of the output.
+        output_id: String,
+    },
 }
 
 impl From<UploadTarget> for FileTarget {
