@@ -86,7 +86,7 @@ impl Stream for ByteStream {
 }
 
 impl HttpClient {
-    /// A client for `config` (base URL, token, timeout).
+    /// A client for `config` (base URL, timeouts, retries), without a token.
     pub fn new(config: &AppConfig) -> Result<Self> {
         config.validate()?;
         let base = parse_base_url(&config.base_url)?;
