@@ -31,7 +31,7 @@ pub enum Error {
         reason: String,
     },
 
-    /// A TCP connection could not be made.
+    /// A connection could not be made, or an address bound.
     #[error("could not connect to {addr}: {source}")]
     Connect {
         /// The address tried.
@@ -50,7 +50,7 @@ pub enum Error {
         after_ms: u128,
     },
 
-    /// A read or write failed.
+    /// An I/O operation failed.
     #[error("I/O error while {during}: {source}")]
     Io {
         /// What was being done.
@@ -214,7 +214,7 @@ impl std::fmt::Debug for HttpBody {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// See [`Error::InvalidArgument`].
+    /// See [`Error::InvalidArgument`]; also [`Error::PyBsonUnsupported`].
     InvalidArgument,
     /// See [`Error::InvalidConfig`].
     InvalidConfig,

@@ -46,7 +46,7 @@ pub struct LoginResponse {
     /// Bearer token for the following requests (redacted in `Debug`).
     #[serde(default, with = "super::secret::option")]
     pub access_token: Option<Sensitive<String>>,
-    /// OpenID identity token, when the backend issues one (redacted in `Debug`).
+    /// Identity token, when the backend issues one (redacted in `Debug`).
     #[serde(default, with = "super::secret::option")]
     pub id_token: Option<Sensitive<String>>,
 }

@@ -104,7 +104,7 @@ impl Node {
         self.inner.router.add(key, inner, once, handler);
     }
 
-    /// The handler for unmatched messages (`None`: the default behaviour).
+    /// The handler for unmatched messages (`None`: NOT_FOUND, with the uri echoed).
     pub fn set_default(&self, handler: Option<Handler<Datagram>>) {
         self.inner.router.set_default(handler);
     }

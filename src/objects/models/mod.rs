@@ -77,7 +77,7 @@ pub struct Model {
     /// Whether this version is active.
     #[serde(default = "default_true")]
     pub active: bool,
-    /// Build state of a hosted model (`None` when it is not built).
+    /// State of the model's build (`None`: no build).
     #[serde(default)]
     pub build_status: Option<ModelBuildStatus>,
     /// When the object was created (RFC 3339).
