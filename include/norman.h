@@ -200,11 +200,29 @@ typedef enum norman_entity_state {
  * Severity of a log record (and the most verbose level a host wants).
  */
 typedef enum norman_log_level {
+  /**
+   * No records.
+   */
   NORMAN_LOG_OFF = 0,
+  /**
+   * Errors only.
+   */
   NORMAN_LOG_ERROR = 1,
+  /**
+   * Warnings and errors.
+   */
   NORMAN_LOG_WARN = 2,
+  /**
+   * Informational records and above.
+   */
   NORMAN_LOG_INFO = 3,
+  /**
+   * Debugging records and above.
+   */
   NORMAN_LOG_DEBUG = 4,
+  /**
+   * Everything.
+   */
   NORMAN_LOG_TRACE = 5,
 } norman_log_level;
 
@@ -212,8 +230,17 @@ typedef enum norman_log_level {
  * What a target names: a model asset, an invocation input, or (downloads only) an invocation output.
  */
 typedef enum norman_target_kind {
+  /**
+   * A model asset.
+   */
   NORMAN_TARGET_ASSET = 1,
+  /**
+   * An invocation input.
+   */
   NORMAN_TARGET_INPUT = 2,
+  /**
+   * An invocation output (downloads only).
+   */
   NORMAN_TARGET_OUTPUT = 3,
 } norman_target_kind;
 
@@ -260,7 +287,13 @@ typedef struct norman_target {
    * A `norman_target_kind` value.
    */
   int32_t kind;
+  /**
+   * Id of the account.
+   */
   const char *account_id;
+  /**
+   * Id of the model.
+   */
   const char *model_id;
   /**
    * Invocation of an input or output; ignored (may be NULL) for an asset.
@@ -304,14 +337,29 @@ typedef void (*norman_log_callback)(void *userdata,
  * during the call; the key, nonce and header are standard base64 (secrets: never logged).
  */
 typedef struct norman_pairing {
+  /**
+   * Id of the pairing.
+   */
   const char *pairing_id;
+  /**
+   * Host of the upload socket.
+   */
   const char *host;
   /**
    * 1-65535; anything else is NORMAN_ERROR_INVALID_PAIRING.
    */
   int64_t port;
+  /**
+   * ChaCha20 key (base64).
+   */
   const char *encryption_key;
+  /**
+   * ChaCha20 nonce (base64).
+   */
   const char *nonce;
+  /**
+   * Bytes the plaintext stream starts with, before the file (base64).
+   */
   const char *authentication_header;
 } norman_pairing;
 

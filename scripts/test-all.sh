@@ -22,6 +22,8 @@ source scripts/py-venv.sh
 py_venv
 export NORMAN_REQUIRE_PYTHON=1
 cargo test --locked --all-targets 2>&1 | tee "$log"
+# --all-targets skips doctests; the library's examples run here.
+cargo test --locked --doc -p norman 2>&1 | tee -a "$log"
 
 echo "== ChaCha20 backends (each one this CPU has, forced in a small build of its own)"
 ./scripts/test-cipher-backends.sh 2>&1 | tee -a "$log"

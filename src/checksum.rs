@@ -54,10 +54,12 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher that has seen no bytes.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Feeds `data`.
     pub fn update(&mut self, data: &[u8]) {
         self.state.update(data);
         self.len += data.len() as u64;
@@ -73,6 +75,7 @@ impl Hasher {
         self.len
     }
 
+    /// Whether no byte was fed yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -16,13 +16,17 @@ use crate::error::{Error, Result};
 
 /// The Python SDK's placeholder host: a real deployment sets its own base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0";
+/// Default of [`AppConfig::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`AppConfig::chunk_size`].
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
+/// Default of [`AppConfig::retries`].
 pub const DEFAULT_RETRIES: u32 = 3;
 
 /// Chunks above this would make "memory bounded" meaningless for many concurrent uploads.
 pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
 
+/// Settings of a client: where the API is, the token, timeouts, chunking and retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {
     /// Base URL of the API, ending in the version (`.../v0`); routes are joined under it.

@@ -47,7 +47,9 @@ impl std::fmt::Debug for HttpClient {
 
 /// A streamed response body: raw bytes as they arrive, with the length when the server gave one.
 pub struct ByteStream {
+    /// The Content-Length the server announced, if any.
     pub content_length: Option<u64>,
+    /// The HTTP status.
     pub status: u16,
     stream: Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>,
 }
@@ -84,6 +86,7 @@ impl Stream for ByteStream {
 }
 
 impl HttpClient {
+    /// A client for `config` (base URL, timeouts, retries), without a token.
     pub fn new(config: &AppConfig) -> Result<Self> {
         config.validate()?;
         let base = parse_base_url(&config.base_url)?;
@@ -108,10 +111,12 @@ impl HttpClient {
         Self { token: None, ..self.clone() }
     }
 
+    /// Whether a bearer token is set.
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }
 
+    /// The base URL routes are joined under.
     pub fn base_url(&self) -> &str {
         self.base.as_str()
     }

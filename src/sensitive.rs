@@ -15,6 +15,7 @@ pub const REDACTED: &str = "<redacted>";
 pub struct Sensitive<T: Zeroize>(T);
 
 impl<T: Zeroize> Sensitive<T> {
+    /// Wraps `value`.
     pub fn new(value: T) -> Self {
         Self(value)
     }

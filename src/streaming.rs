@@ -66,6 +66,7 @@ pub struct PartFile {
 }
 
 impl PartFile {
+    /// Creates the temporary file in `dest`'s directory (never an existing file).
     pub async fn create_beside(dest: &Path) -> crate::Result<Self> {
         let name = dest
             .file_name()
@@ -83,10 +84,12 @@ impl PartFile {
         Ok(Self { path, file: InlineFileWriter(file), committed: false })
     }
 
+    /// The temporary path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The writer of the temporary file.
     pub fn writer(&mut self) -> &mut InlineFileWriter {
         &mut self.file
     }

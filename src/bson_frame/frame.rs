@@ -55,10 +55,12 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    /// A reader that refuses frames outside `limits`.
     pub fn new(limits: Limits) -> Self {
         FrameReader { limits, buf: Vec::new(), len: 0, filled: 0, consumed: false, broken: false }
     }
 
+    /// The limits frames are checked against.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -147,6 +149,7 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
+    /// A writer of documents within `limits`, in `dialect`.
     pub fn new(limits: Limits, dialect: Dialect) -> Self {
         FrameWriter { limits, dialect, allow_uint64: false, buf: Vec::new() }
     }

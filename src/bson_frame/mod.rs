@@ -35,7 +35,9 @@ pub const DEFAULT_MAX_DEPTH: u32 = 100;
 /// (the top level counts as 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Largest document in bytes, length prefix included.
     pub max_bytes: u32,
+    /// Deepest nesting allowed (the top level is 1).
     pub max_depth: u32,
 }
 

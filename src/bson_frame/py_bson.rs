@@ -98,6 +98,7 @@ pub fn as_u64(value: &RawBsonRef<'_>) -> Option<u64> {
     }
 }
 
+/// The u64 carried by a 0x11 element (time in the high 32 bits, increment in the low).
 pub fn timestamp_to_u64(t: Timestamp) -> u64 {
     (u64::from(t.time) << 32) | u64::from(t.increment)
 }
@@ -113,6 +114,7 @@ pub fn uint64(value: u64) -> Bson {
 pub mod u64_field {
     use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
 
+    /// Writes int64 up to `i64::MAX`, else py-bson's 0x11 uint64.
     pub fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
         match i64::try_from(*value) {
             Ok(v) => serializer.serialize_i64(v),
@@ -120,6 +122,7 @@ pub mod u64_field {
         }
     }
 
+    /// Reads int32, non-negative int64 or 0x11.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
         match bson::Bson::deserialize(deserializer)? {
             bson::Bson::Int32(v) => u64::try_from(v).map_err(D::Error::custom),

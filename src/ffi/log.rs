@@ -14,11 +14,17 @@ use super::events::UserData;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[allow(non_camel_case_types)]
 pub enum norman_log_level {
+    /// No records.
     NORMAN_LOG_OFF = 0,
+    /// Errors only.
     NORMAN_LOG_ERROR = 1,
+    /// Warnings and errors.
     NORMAN_LOG_WARN = 2,
+    /// Informational records and above.
     NORMAN_LOG_INFO = 3,
+    /// Debugging records and above.
     NORMAN_LOG_DEBUG = 4,
+    /// Everything.
     NORMAN_LOG_TRACE = 5,
 }
 

@@ -20,8 +20,11 @@ use crate::transfer::{FileTarget, Upload, UploadTarget, Uploads};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub enum norman_target_kind {
+    /// A model asset.
     NORMAN_TARGET_ASSET = 1,
+    /// An invocation input.
     NORMAN_TARGET_INPUT = 2,
+    /// An invocation output (downloads only).
     NORMAN_TARGET_OUTPUT = 3,
 }
 
@@ -30,7 +33,9 @@ pub enum norman_target_kind {
 pub struct norman_target {
     /// A `norman_target_kind` value.
     pub kind: i32,
+    /// Id of the account.
     pub account_id: *const c_char,
+    /// Id of the model.
     pub model_id: *const c_char,
     /// Invocation of an input or output; ignored (may be NULL) for an asset.
     pub invocation_id: *const c_char,
@@ -42,12 +47,17 @@ pub struct norman_target {
 /// during the call; the key, nonce and header are standard base64 (secrets: never logged).
 #[repr(C)]
 pub struct norman_pairing {
+    /// Id of the pairing.
     pub pairing_id: *const c_char,
+    /// Host of the upload socket.
     pub host: *const c_char,
     /// 1-65535; anything else is NORMAN_ERROR_INVALID_PAIRING.
     pub port: i64,
+    /// ChaCha20 key (base64).
     pub encryption_key: *const c_char,
+    /// ChaCha20 nonce (base64).
     pub nonce: *const c_char,
+    /// Bytes the plaintext stream starts with, before the file (base64).
     pub authentication_header: *const c_char,
 }
 

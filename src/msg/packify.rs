@@ -34,17 +34,29 @@ const T_PACKABLE: u8 = 20;
 /// than 16 bytes are refused); sets keep their wire order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Python `None`.
     None,
+    /// `bytes`.
     Bytes(Vec<u8>),
+    /// `bytearray`.
     ByteArray(Vec<u8>),
+    /// `str`.
     Str(String),
+    /// `int`.
     Int(i128),
+    /// `bool`.
     Bool(bool),
+    /// `float`.
     Float(f64),
+    /// `Decimal`, as its string.
     Decimal(String),
+    /// `list`.
     List(Vec<Value>),
+    /// `set`, in wire order.
     Set(Vec<Value>),
+    /// `tuple`.
     Tuple(Vec<Value>),
+    /// `dict`, as key-value pairs in wire order.
     Dict(Vec<(Value, Value)>),
 }
 
@@ -57,6 +69,7 @@ impl Value {
         }
     }
 
+    /// The text of a `Str` value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -64,6 +77,7 @@ impl Value {
         }
     }
 
+    /// The integer of an `Int` value.
     pub fn as_int(&self) -> Option<i128> {
         match self {
             Value::Int(i) => Some(*i),

@@ -18,6 +18,7 @@ use super::wire::{Message, MessageType};
 use super::REQUEST_ID_FIELD;
 use crate::error::Error;
 
+/// A boxed, sendable future (what handlers return).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A handler: gets the opened message and a context (the TCP connection or UDP sender), returns
@@ -36,8 +37,11 @@ where
 /// A routing key, most specific first.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
+    /// A message type and URI from one peer.
     TypeUriPeer(MessageType, Bytes, SocketAddr),
+    /// A message type and URI.
     TypeUri(MessageType, Bytes),
+    /// A message type.
     Type(MessageType),
 }
 
@@ -53,7 +57,9 @@ impl Key {
 
 /// A registered handler with the layers it adds inside the instance layers.
 pub struct Route<C> {
+    /// The handler.
     pub handler: Handler<C>,
+    /// Layers opened after routing and sealing the reply.
     pub inner: Layers,
     once: bool,
 }
@@ -85,6 +91,7 @@ impl<C> Router<C> {
         write(&self.routes).insert(key, Arc::new(Route { handler, inner, once }));
     }
 
+    /// Unregisters the handler under `key`; false when there was none.
     pub fn remove(&self, key: &Key) -> bool {
         write(&self.routes).remove(key).is_some()
     }
@@ -94,6 +101,7 @@ impl<C> Router<C> {
         *write(&self.default) = handler;
     }
 
+    /// The handler for unmatched messages, if set.
     pub fn default_handler(&self) -> Option<Handler<C>> {
         read(&self.default).clone()
     }

@@ -27,7 +27,10 @@ pub struct MessageType(pub u8);
 macro_rules! message_types {
     ($($name:ident = $v:expr),* $(,)?) => {
         impl MessageType {
-            $(pub const $name: MessageType = MessageType($v);)*
+            $(
+                #[doc = concat!("netaio's `", stringify!($name), "` (", stringify!($v), ").")]
+                pub const $name: MessageType = MessageType($v);
+            )*
 
             /// netaio's name of the type (`None` for application and unassigned types).
             pub const fn name(self) -> Option<&'static str> {
@@ -112,9 +115,13 @@ impl fmt::Debug for MessageType {
 /// The 9-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// The message type.
     pub message_type: MessageType,
+    /// Length of the auth fields in bytes.
     pub auth_length: u16,
+    /// Length of the body (uri length prefix, uri, content) in bytes.
     pub body_length: u16,
+    /// CRC-32 of the body.
     pub checksum: u32,
 }
 
@@ -141,6 +148,7 @@ impl Header {
         Ok(h)
     }
 
+    /// The 9 header bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0] = self.message_type.0;
@@ -172,6 +180,7 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Refuses (`Oversize`) a header whose auth or body length passes these limits.
     pub fn check(&self, h: &Header) -> Result<()> {
         if h.auth_length as usize > self.max_auth {
             return Err(Error::Oversize { limit: self.max_auth as u64 });
@@ -203,18 +212,22 @@ impl fmt::Debug for AuthFields {
 }
 
 impl AuthFields {
+    /// No fields.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Number of fields.
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
+    /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
 
+    /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
@@ -232,6 +245,7 @@ impl AuthFields {
         }
     }
 
+    /// Sets (or replaces) `name` with bytes, reusing the old buffer when it held bytes.
     pub fn set_bytes(&mut self, name: &str, value: &[u8]) {
         match self.fields.iter_mut().find(|(k, _)| k == name) {
             Some((_, Value::Bytes(v))) => {
@@ -243,11 +257,13 @@ impl AuthFields {
         }
     }
 
+    /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let i = self.fields.iter().position(|(k, _)| k == name)?;
         Some(self.fields.remove(i).1)
     }
 
+    /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v))
     }
@@ -284,10 +300,12 @@ impl AuthFields {
         })
     }
 
+    /// Appends the encoded fields to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         self.encode_into_skipping(out, None)
     }
 
+    /// The encoded fields.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(3 + self.fields.len() * 40);
         self.encode_into(&mut out);
@@ -336,9 +354,13 @@ thread_local! {
 /// decoded message shares its frame's buffer instead of copying it.
 #[derive(Clone, PartialEq)]
 pub struct Message {
+    /// The message type.
     pub message_type: MessageType,
+    /// Auth fields added by the layers.
     pub auth: AuthFields,
+    /// The uri (routing key).
     pub uri: Bytes,
+    /// The content.
     pub content: Bytes,
 }
 
@@ -354,6 +376,7 @@ impl fmt::Debug for Message {
 }
 
 impl Message {
+    /// A message with no auth fields.
     pub fn new(message_type: MessageType, uri: impl Into<Bytes>, content: impl Into<Bytes>) -> Message {
         Message { message_type, auth: AuthFields::new(), uri: uri.into(), content: content.into() }
     }
@@ -393,6 +416,7 @@ impl Message {
         (self.uri.len() as u16).to_be_bytes()
     }
 
+    /// CRC-32 of the body (the header's checksum).
     pub fn checksum(&self) -> u32 {
         let mut h = crc32fast::Hasher::new();
         h.update(&self.uri_len_prefix());
@@ -428,6 +452,7 @@ impl Message {
         Ok(())
     }
 
+    /// The whole frame.
     pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(HEADER_LEN + 8 + self.body_len());
         self.encode_into(&mut out)?;

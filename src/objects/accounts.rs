@@ -14,10 +14,13 @@ use crate::sensitive::Sensitive;
 /// `{id, creation_time, name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// The account's name.
     pub name: String,
 }
 
@@ -37,10 +40,13 @@ impl Default for Account {
 /// What every login and some signup routes return. `login/default` answers without a token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoginResponse {
+    /// The account logged in (absent when the route gives none).
     #[serde(default)]
     pub account: Option<Account>,
+    /// Bearer token for the following requests (redacted in `Debug`).
     #[serde(default, with = "super::secret::option")]
     pub access_token: Option<Sensitive<String>>,
+    /// Identity token, when the backend issues one (redacted in `Debug`).
     #[serde(default, with = "super::secret::option")]
     pub id_token: Option<Sensitive<String>>,
 }
@@ -51,6 +57,7 @@ pub struct ApiKeyLoginRequest {
     /// The key names its account: a backend may accept a request without this ("" when absent).
     #[serde(default)]
     pub account_id: String,
+    /// The API key (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub api_key: Sensitive<String>,
 }
@@ -58,7 +65,9 @@ pub struct ApiKeyLoginRequest {
 /// POST `authenticate/login/password/account_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountIdPasswordLoginRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// The account's password (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub password: Sensitive<String>,
 }
@@ -66,7 +75,9 @@ pub struct AccountIdPasswordLoginRequest {
 /// POST `authenticate/login/password/name`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamePasswordLoginRequest {
+    /// The account's name.
     pub name: String,
+    /// The account's password (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub password: Sensitive<String>,
 }
@@ -74,7 +85,9 @@ pub struct NamePasswordLoginRequest {
 /// POST `authenticate/login/password/email`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmailPasswordLoginRequest {
+    /// The account's email address.
     pub email: String,
+    /// The account's password (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub password: Sensitive<String>,
 }
@@ -82,13 +95,16 @@ pub struct EmailPasswordLoginRequest {
 /// POST `authenticate/login/email/otp`: asks for a one-time code by email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailOtpLoginRequest {
+    /// The account's email address.
     pub email: String,
 }
 
 /// POST `authenticate/login/email/otp/verify`: the code received by email.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmailOtpVerificationRequest {
+    /// The account's email address.
     pub email: String,
+    /// The one-time code (redacted in `Debug`).
     #[serde(with = "super::secret")]
     pub code: Sensitive<String>,
 }
@@ -97,42 +113,50 @@ pub struct EmailOtpVerificationRequest {
 /// in the Python model (`None` by default), so it is here too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegisterAuthFactorRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Second factor token, if any (redacted in `Debug`).
     #[serde(default, with = "super::secret::option")]
     pub second_token: Option<Sensitive<String>>,
 }
 
 impl ApiKeyLoginRequest {
+    /// A login with `api_key` for `account_id`.
     pub fn new(account_id: impl Into<String>, api_key: impl Into<Sensitive<String>>) -> Self {
         ApiKeyLoginRequest { account_id: account_id.into(), api_key: api_key.into() }
     }
 }
 
 impl AccountIdPasswordLoginRequest {
+    /// A login with the account id and password.
     pub fn new(account_id: impl Into<String>, password: impl Into<Sensitive<String>>) -> Self {
         AccountIdPasswordLoginRequest { account_id: account_id.into(), password: password.into() }
     }
 }
 
 impl NamePasswordLoginRequest {
+    /// A login with the account name and password.
     pub fn new(name: impl Into<String>, password: impl Into<Sensitive<String>>) -> Self {
         NamePasswordLoginRequest { name: name.into(), password: password.into() }
     }
 }
 
 impl EmailPasswordLoginRequest {
+    /// A login with the email address and password.
     pub fn new(email: impl Into<String>, password: impl Into<Sensitive<String>>) -> Self {
         EmailPasswordLoginRequest { email: email.into(), password: password.into() }
     }
 }
 
 impl EmailOtpVerificationRequest {
+    /// Verification of the `code` sent to `email`.
     pub fn new(email: impl Into<String>, code: impl Into<Sensitive<String>>) -> Self {
         EmailOtpVerificationRequest { email: email.into(), code: code.into() }
     }
 }
 
 impl RegisterAuthFactorRequest {
+    /// A new API key for `account_id`, with the second factor if any.
     pub fn new(account_id: impl Into<String>, second_token: Option<Sensitive<String>>) -> Self {
         RegisterAuthFactorRequest { account_id: account_id.into(), second_token }
     }
@@ -146,6 +170,7 @@ pub struct AccountAuthenticationMethods {
     /// Inferred type: defaulted rather than required.
     #[serde(default)]
     pub account_id: String,
+    /// Every other field, as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -154,11 +179,13 @@ pub struct AccountAuthenticationMethods {
 /// keys set here are sent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AccountUpdate {
+    /// The fields to change, by wire name.
     #[serde(flatten)]
     pub fields: Map<String, Value>,
 }
 
 impl AccountUpdate {
+    /// An update that changes nothing yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -173,7 +200,9 @@ impl AccountUpdate {
 /// PATCH `authenticate/accounts` (and the earlier `persist/accounts`): `{account, constraints}`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UpdateAccountsRequest {
+    /// The fields to change.
     pub account: AccountUpdate,
+    /// Which accounts to change (`None`: no constraint).
     #[serde(default)]
     pub constraints: Option<QueryConstraints>,
 }

@@ -9,43 +9,61 @@ use super::models::{Model, ModelAsset};
 /// POST `file-push/socket/pair/asset`: asks for an upload socket for one model asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketAssetPairingRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// Size in bytes of the file to upload.
     pub file_size_in_bytes: u64,
+    /// Id of the model asset.
     pub asset_id: String,
 }
 
 /// POST `file-push/socket/pair/input`: asks for an upload socket for one invocation input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketInputPairingRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// Size in bytes of the file to upload.
     pub file_size_in_bytes: u64,
+    /// Id of the invocation.
     pub invocation_id: String,
+    /// Id of the invocation input.
     pub input_id: String,
 }
 
 /// POST `file-push/socket/complete`: the xxh3-64 of the uploaded bytes (16 lowercase hex digits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecksumRequest {
+    /// Id of the upload pairing.
     pub pairing_id: String,
+    /// xxh3-64 of the uploaded bytes: 16 lowercase hex digits.
     pub checksum: String,
 }
 
 /// The common part of the link submissions; what a tracked download carries as `download_request`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NormanFileDownloadRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// URLs the backend fetches the file from.
     pub links: Vec<String>,
 }
 
 /// POST `file-pull/upload/assets`: links the backend fetches a model asset from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetDownloadRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// URLs the backend fetches the file from.
     pub links: Vec<String>,
+    /// Id of the model asset.
     pub asset_id: String,
     /// Required by the schema, but absent from this request in the earlier published API
     /// (PROTOCOL.md §5), so defaulted to "" to keep reading it.
@@ -56,22 +74,34 @@ pub struct AssetDownloadRequest {
 /// POST `file-pull/upload/inputs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputDownloadRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// URLs the backend fetches the file from.
     pub links: Vec<String>,
+    /// Id of the model signature (input or output slot).
     pub signature_id: String,
+    /// Id of the invocation.
     pub invocation_id: String,
+    /// Id of the invocation input.
     pub input_id: String,
 }
 
 /// POST `file-pull/upload/outputs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputDownloadRequest {
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// URLs the backend fetches the file from.
     pub links: Vec<String>,
+    /// Id of the model signature (input or output slot).
     pub signature_id: String,
+    /// Id of the invocation.
     pub invocation_id: String,
+    /// Id of the invocation output.
     pub output_id: String,
 }
 
@@ -79,47 +109,70 @@ pub struct OutputDownloadRequest {
 /// of [`TrackedDownload`] and is not a field here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackedAssetDownload {
+    /// The submission that started this download.
     pub download_request: NormanFileDownloadRequest,
+    /// The link this download fetches.
     pub file_link: String,
+    /// The model the asset belongs to.
     pub model: Model,
+    /// Bytes fetched so far.
     #[serde(default)]
     pub downloaded_bytes: u64,
+    /// Size of the file in bytes (0 while unknown).
     #[serde(default)]
     pub total_bytes: u64,
+    /// xxh3-64 of the fetched bytes (16 lowercase hex digits; "" until known).
     #[serde(default)]
     pub file_checksum: String,
+    /// The asset being fetched.
     pub asset: ModelAsset,
 }
 
 /// Progress of the backend fetching an invocation input ("Input").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackedInputDownload {
+    /// The submission that started this download.
     pub download_request: NormanFileDownloadRequest,
+    /// The link this download fetches.
     pub file_link: String,
+    /// The model invoked.
     pub model: Model,
+    /// Bytes fetched so far.
     #[serde(default)]
     pub downloaded_bytes: u64,
+    /// Size of the file in bytes (0 while unknown).
     #[serde(default)]
     pub total_bytes: u64,
+    /// xxh3-64 of the fetched bytes (16 lowercase hex digits; "" until known).
     #[serde(default)]
     pub file_checksum: String,
+    /// The invocation the input belongs to.
     pub invocation: Invocation,
+    /// The input being fetched.
     pub invocation_input: InvocationSignature,
 }
 
 /// Progress of the backend fetching an invocation output ("Output").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackedOutputDownload {
+    /// The submission that started this download.
     pub download_request: NormanFileDownloadRequest,
+    /// The link this download fetches.
     pub file_link: String,
+    /// The model invoked.
     pub model: Model,
+    /// Bytes fetched so far.
     #[serde(default)]
     pub downloaded_bytes: u64,
+    /// Size of the file in bytes (0 while unknown).
     #[serde(default)]
     pub total_bytes: u64,
+    /// xxh3-64 of the fetched bytes (16 lowercase hex digits; "" until known).
     #[serde(default)]
     pub file_checksum: String,
+    /// The invocation the output belongs to.
     pub invocation: Invocation,
+    /// The output being fetched.
     pub invocation_output: InvocationSignature,
 }
 
@@ -128,8 +181,11 @@ pub struct TrackedOutputDownload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "entity_type")]
 pub enum TrackedDownload {
+    /// A model asset (`"Asset"`).
     Asset(TrackedAssetDownload),
+    /// An invocation input (`"Input"`).
     Input(TrackedInputDownload),
+    /// An invocation output (`"Output"`).
     Output(TrackedOutputDownload),
 }
 
@@ -152,6 +208,7 @@ impl TrackedDownload {
         }
     }
 
+    /// The model the entity belongs to.
     pub fn model(&self) -> &Model {
         match self {
             TrackedDownload::Asset(download) => &download.model,

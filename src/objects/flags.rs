@@ -29,10 +29,15 @@ wire_enum! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize_repr, Deserialize_repr)]
 #[repr(u8)]
 pub enum StatusFlagValue {
+    /// Not started (0).
     NotStarted = 0,
+    /// Queued (1).
     Enqueued = 1,
+    /// Running (2).
     InProgress = 2,
+    /// Done (3).
     Finished = 3,
+    /// Failed (4).
     Error = 4,
 }
 
@@ -78,13 +83,19 @@ impl StatusFlagValue {
 /// them (`{entity_id: [StatusFlag]}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusFlag {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the entity (model, asset, invocation, input or output) this flag tracks.
     pub entity_id: String,
+    /// When the object was last updated (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub update_time: String,
+    /// The pipeline step.
     pub flag_name: StatusFlagName,
+    /// The step's state.
     pub flag_value: StatusFlagValue,
 }
 
@@ -93,14 +104,18 @@ pub struct StatusFlag {
 /// that a legacy 4 (Finished) can never be read as the current 4 (Error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyStatusFlag {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
     /// Defaulted to "0" in that version.
     #[serde(default = "default_id")]
     pub entity_id: String,
+    /// When the object was last updated (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub update_time: String,
+    /// The pipeline step, as named by that version.
     pub flag_name: String,
     /// Legacy numbering: Error=0, Not_Started=1, Enqueued=2, In_Progress=3, Finished=4.
     pub flag_value: i64,

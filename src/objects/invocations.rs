@@ -8,14 +8,20 @@ use super::{default_id, now_rfc3339};
 /// One run of a model (`persist/invocations*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// The invocation's inputs.
     #[serde(default)]
     pub inputs: Vec<InvocationSignature>,
+    /// The invocation's outputs.
     #[serde(default)]
     pub outputs: Vec<InvocationSignature>,
 }
@@ -43,13 +49,19 @@ impl Default for Invocation {
 /// One input or output value of an invocation, bound to a model signature (`signature_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvocationSignature {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     pub model_id: String,
+    /// Id of the model signature (input or output slot).
     pub signature_id: String,
+    /// Id of the invocation.
     #[serde(default = "default_id")]
     pub invocation_id: String,
+    /// Title shown for this input or output.
     #[serde(default)]
     pub display_title: String,
 }
@@ -72,13 +84,16 @@ impl Default for InvocationSignature {
 /// severity), so only the common three are typed; everything else is kept in `extra`, unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
     /// Inferred type: defaulted rather than required.
     #[serde(default)]
     pub account_id: String,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// Every other field, as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -61,10 +61,13 @@ fn default_column() -> String {
 /// `{filter, sort, page}`, each `null` when absent. The body of the `*/get` routes (or no body at all).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct QueryConstraints {
+    /// Which rows to return (`None`: all).
     #[serde(default)]
     pub filter: Option<FilterClause>,
+    /// Order of the rows (`None`: the backend's).
     #[serde(default)]
     pub sort: Option<SortClause>,
+    /// Which slice of the rows (`None`: all).
     #[serde(default)]
     pub page: Option<PageClause>,
 }
@@ -72,7 +75,9 @@ pub struct QueryConstraints {
 /// `{children, join_condition}`: a boolean combination of nodes and nested clauses.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FilterClause {
+    /// Nodes and nested clauses to combine.
     pub children: Vec<FilterChild>,
+    /// How the children combine (AND or OR).
     #[serde(default)]
     pub join_condition: UnaryRelation,
 }
@@ -82,7 +87,9 @@ pub struct FilterClause {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum FilterChild {
+    /// A nested clause.
     Clause(FilterClause),
+    /// One comparison.
     Node(FilterNode),
 }
 
@@ -114,11 +121,15 @@ impl From<FilterNode> for FilterChild {
 /// `{table, column, operator, value}`: one comparison, `table.column operator value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterNode {
+    /// Table of the compared column.
     pub table: String,
+    /// Column compared (default "ID").
     #[serde(default = "default_column")]
     pub column: String,
+    /// Comparison operator (default equality).
     #[serde(default)]
     pub operator: BinaryRelation,
+    /// Value compared against.
     pub value: FilterValue,
 }
 
@@ -126,8 +137,11 @@ pub struct FilterNode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FilterScalar {
+    /// An integer.
     Integer(i64),
+    /// A floating-point number.
     Number(f64),
+    /// A string.
     String(String),
 }
 
@@ -135,7 +149,9 @@ pub enum FilterScalar {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FilterValue {
+    /// One scalar.
     Scalar(FilterScalar),
+    /// A list of scalars (for `IN` / `NOT IN`).
     List(Vec<FilterScalar>),
 }
 
@@ -185,15 +201,19 @@ impl<T: Into<FilterScalar>, const N: usize> From<[T; N]> for FilterValue {
 /// `{children: [SortNode]}`: sort keys in order of precedence.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SortClause {
+    /// Sort keys, first one first.
     pub children: Vec<SortNode>,
 }
 
 /// `{table, column, direction}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SortNode {
+    /// Table of the sort column.
     pub table: String,
+    /// Sort column (default "ID").
     #[serde(default = "default_column")]
     pub column: String,
+    /// Ascending or descending.
     #[serde(default)]
     pub direction: SortDirection,
 }
@@ -201,11 +221,14 @@ pub struct SortNode {
 /// `{limit, offset}`; both keys are required by the schema but may be `null` (no limit / no offset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PageClause {
+    /// Most rows to return (`None`: no limit).
     pub limit: Option<u64>,
+    /// Rows to skip first (`None`: none).
     pub offset: Option<u64>,
 }
 
 impl FilterNode {
+    /// A comparison `table.column operator value`.
     pub fn new(
         table: impl Into<String>,
         column: impl Into<String>,
@@ -236,6 +259,7 @@ impl FilterClause {
 }
 
 impl SortNode {
+    /// A sort key on `table.column`.
     pub fn new(table: impl Into<String>, column: impl Into<String>, direction: SortDirection) -> Self {
         SortNode { table: table.into(), column: column.into(), direction }
     }

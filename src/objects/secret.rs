@@ -9,10 +9,12 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::sensitive::Sensitive;
 
+/// Writes the exposed value of the secret (serde `with`).
 pub fn serialize<S: Serializer>(value: &Sensitive<String>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(value.expose())
 }
 
+/// Reads a string into `Sensitive`.
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Sensitive<String>, D::Error> {
     String::deserialize(deserializer).map(Sensitive::new)
 }
@@ -21,6 +23,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Sensiti
 pub mod option {
     use super::*;
 
+    /// Writes the exposed value, or `null`.
     pub fn serialize<S: Serializer>(
         value: &Option<Sensitive<String>>,
         serializer: S,
@@ -31,6 +34,7 @@ pub mod option {
         }
     }
 
+    /// Reads a string or `null`.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Sensitive<String>>, D::Error> {

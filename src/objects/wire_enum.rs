@@ -17,7 +17,11 @@ macro_rules! wire_enum {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         $vis enum $name {
-            $( $(#[$vmeta])* $variant, )+
+            $(
+                $(#[$vmeta])*
+                #[doc = concat!("`\"", $wire, "\"` on the wire.")]
+                $variant,
+            )+
             /// A value this version does not know (e.g. from a newer server), kept as received.
             Other(String),
         }

@@ -14,6 +14,20 @@ use crate::objects::{
 use crate::sensitive::Sensitive;
 
 /// Login, signup, second factors, and accounts.
+///
+/// ```no_run
+/// use norman::objects::ApiKeyLoginRequest;
+/// # async fn demo() -> norman::Result<()> {
+/// let http = norman::http::HttpClient::new(&norman::AppConfig::from_env()?)?;
+/// let login = http.authenticate().login_with_key(&ApiKeyLoginRequest::new("account-1", String::from("api-key"))).await?;
+/// if let Some(token) = &login.access_token {
+///     // Later requests carry the token.
+///     let http = http.with_token(token.expose().as_str());
+///     assert!(http.has_token());
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct Authenticate<'a> {
     pub(super) http: &'a HttpClient,
 }

@@ -6,6 +6,25 @@ use crate::http::HttpClient;
 use crate::objects::{AssetDownloadRequest, InputDownloadRequest, OutputDownloadRequest, TrackedDownload};
 
 /// The backend fetches files from links; this submits the links and reads the progress.
+///
+/// ```no_run
+/// use norman::objects::AssetDownloadRequest;
+/// # async fn demo() -> norman::Result<()> {
+/// let config = norman::AppConfig::from_env()?;
+/// let http = norman::http::HttpClient::new(&config)?.with_token("token");
+/// let request = AssetDownloadRequest {
+///     account_id: "account-1".into(),
+///     model_id: "model-id".into(),
+///     links: vec!["https://example.invalid/weights.bin".into()],
+///     asset_id: "asset-id".into(),
+///     asset_name: "File".into(),
+/// };
+/// http.file_pull().submit_asset_links(&request).await?;
+/// let (done, total) = http.file_pull().get_download_metadata("asset-id").await?.progress();
+/// println!("{done} of {total} bytes fetched");
+/// # Ok(())
+/// # }
+/// ```
 pub struct FilePull<'a> {
     pub(super) http: &'a HttpClient,
 }

@@ -6,6 +6,31 @@ use crate::objects::{ChecksumRequest, SocketAssetPairingRequest, SocketInputPair
 use crate::socket::SocketPairingResponse;
 
 /// Upload sockets: allocate one for an asset or an input, then complete the transfer.
+///
+/// The low-level steps; [`Uploads::push_file`](crate::transfer::Uploads::push_file) does all three.
+///
+/// ```no_run
+/// use norman::objects::{ChecksumRequest, SocketAssetPairingRequest};
+/// use norman::transfer::Upload;
+/// # async fn demo() -> norman::Result<()> {
+/// let config = norman::AppConfig::from_env()?;
+/// let http = norman::http::HttpClient::new(&config)?.with_token("token");
+/// let bytes = b"the file";
+/// let request = SocketAssetPairingRequest {
+///     account_id: "account-1".into(),
+///     model_id: "model-id".into(),
+///     asset_id: "asset-id".into(),
+///     file_size_in_bytes: bytes.len() as u64,
+/// };
+/// let pairing = http.file_push().allocate_socket_for_asset(&request).await?;
+/// let mut upload = Upload::open(&pairing, &config).await?;
+/// upload.write(bytes).await?;
+/// let summary = upload.finish().await?;
+/// let done = ChecksumRequest { pairing_id: pairing.pairing_id.clone(), checksum: summary.checksum.to_hex() };
+/// http.file_push().complete_file_transfer(&done).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct FilePush<'a> {
     pub(super) http: &'a HttpClient,
 }

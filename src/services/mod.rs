@@ -20,21 +20,27 @@ pub use status_flags::StatusFlags;
 use crate::http::HttpClient;
 
 impl HttpClient {
+    /// The `authenticate/*` routes.
     pub fn authenticate(&self) -> Authenticate<'_> {
         Authenticate { http: self }
     }
+    /// The `persist/*` routes.
     pub fn persist(&self) -> Persist<'_> {
         Persist { http: self }
     }
+    /// The status flag routes.
     pub fn status_flags(&self) -> StatusFlags<'_> {
         StatusFlags { http: self }
     }
+    /// The `file-push/*` routes.
     pub fn file_push(&self) -> FilePush<'_> {
         FilePush { http: self }
     }
+    /// The `file-pull/*` routes.
     pub fn file_pull(&self) -> FilePull<'_> {
         FilePull { http: self }
     }
+    /// The `retrieve/*` routes.
     pub fn retrieve(&self) -> Retrieve<'_> {
         Retrieve { http: self }
     }

@@ -9,6 +9,20 @@ use crate::objects::{
 };
 
 /// Models, model bases and versions, invocations and notifications.
+///
+/// ```no_run
+/// use norman::objects::{GetModelsRequest, Model};
+/// # async fn demo() -> norman::Result<()> {
+/// let config = norman::AppConfig::from_env()?;
+/// let http = norman::http::HttpClient::new(&config)?.with_token("token");
+/// let model = Model::new("account-1", "my-model", "v1").with_asset("File");
+/// let created = http.persist().create_models(&[model]).await?;
+/// println!("model {} has asset {:?}", created[0].id, created[0].asset_id("File"));
+/// let models = http.persist().get_models(&GetModelsRequest::default()).await?;
+/// println!("{} models", models.len());
+/// # Ok(())
+/// # }
+/// ```
 pub struct Persist<'a> {
     pub(super) http: &'a HttpClient,
 }

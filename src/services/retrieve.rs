@@ -5,6 +5,22 @@ use crate::error::Result;
 use crate::http::{ByteStream, HttpClient};
 
 /// Raw byte streams of model assets and invocation inputs and outputs.
+///
+/// [`Downloads`](crate::transfer::Downloads) adds the length and checksum check.
+///
+/// ```no_run
+/// # async fn demo() -> norman::Result<()> {
+/// let config = norman::AppConfig::from_env()?;
+/// let http = norman::http::HttpClient::new(&config)?.with_token("token");
+/// let mut stream = http.retrieve().get_model_asset("account-1", "model-id", "asset-id", None).await?;
+/// let mut received = 0;
+/// while let Some(chunk) = stream.next_chunk().await {
+///     received += chunk?.len();
+/// }
+/// println!("{received} bytes (announced: {:?})", stream.content_length);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Retrieve<'a> {
     pub(super) http: &'a HttpClient,
 }

@@ -12,6 +12,18 @@ use crate::objects::{
 pub const FLAGS_TABLE: &str = "Status_Flags";
 
 /// Status flags of models, assets, invocations, inputs and outputs.
+///
+/// ```no_run
+/// use norman::objects::{entity_state, EntityState};
+/// # async fn demo() -> norman::Result<()> {
+/// let config = norman::AppConfig::from_env()?;
+/// let http = norman::http::HttpClient::new(&config)?.with_token("token");
+/// let flags = http.status_flags().get_flags_of(&["asset-id"]).await?;
+/// let state = entity_state(flags.get("asset-id").map_or(&[][..], Vec::as_slice));
+/// println!("done: {}", state == EntityState::Done);
+/// # Ok(())
+/// # }
+/// ```
 pub struct StatusFlags<'a> {
     pub(super) http: &'a HttpClient,
 }

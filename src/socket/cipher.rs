@@ -65,6 +65,7 @@ pub struct StreamCipherState {
 }
 
 impl StreamCipherState {
+    /// The cipher at offset 0 of the pairing's keystream, with an empty checksum.
     pub fn new(secrets: &StreamSecrets) -> Self {
         let (key, nonce) = (secrets.key.expose().into(), secrets.nonce.expose().into());
         Self {

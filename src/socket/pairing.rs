@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::sensitive::Sensitive;
 
+/// ChaCha20 key length in bytes.
 pub const KEY_LEN: usize = 32;
+/// ChaCha20 nonce length in bytes.
 pub const NONCE_LEN: usize = 12;
 /// Shortest authentication header a client uploads behind (PROTOCOL.md §4: our backend issues at
 /// least 16 bytes; an empty or short one authenticates nothing).
@@ -17,12 +19,17 @@ pub const MIN_HEADER_LEN: usize = 16;
 /// `authentication_header` are standard base64 with padding. `Debug` redacts the three secrets.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SocketPairingResponse {
+    /// Id of the pairing (named again when the upload completes).
     pub pairing_id: String,
+    /// Host of the upload socket.
     pub host: String,
     /// Kept wide so that an out-of-range port is a validation error naming the field, not a JSON error.
     pub port: i64,
+    /// ChaCha20 key (base64).
     pub encryption_key: String,
+    /// ChaCha20 nonce (base64).
     pub nonce: String,
+    /// Bytes the plaintext stream starts with, before the file (base64).
     pub authentication_header: String,
 }
 
@@ -42,17 +49,24 @@ impl std::fmt::Debug for SocketPairingResponse {
 /// A pairing whose fields were checked and decoded: ready to open (or accept) an upload stream.
 #[derive(Debug, Clone)]
 pub struct Pairing {
+    /// Id of the pairing.
     pub pairing_id: String,
+    /// Host of the upload socket.
     pub host: String,
+    /// Port of the upload socket.
     pub port: u16,
+    /// Decoded key, nonce and authentication header.
     pub secrets: StreamSecrets,
 }
 
 /// The decoded key, nonce and authentication header of one upload stream.
 #[derive(Debug, Clone)]
 pub struct StreamSecrets {
+    /// ChaCha20 key.
     pub key: Sensitive<[u8; KEY_LEN]>,
+    /// ChaCha20 nonce.
     pub nonce: Sensitive<[u8; NONCE_LEN]>,
+    /// Authentication header: the first bytes of the stream.
     pub header: Sensitive<Vec<u8>>,
 }
 

@@ -231,10 +231,12 @@ pub struct SocketClient {
 }
 
 impl SocketClient {
+    /// A client using `config` (timeouts, chunk size).
     pub fn new(config: AppConfig) -> Self {
         Self { config }
     }
 
+    /// Its configuration.
     pub fn config(&self) -> &AppConfig {
         &self.config
     }

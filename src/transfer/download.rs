@@ -16,6 +16,7 @@ use crate::streaming::PartFile;
 /// What a verified download received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownloadSummary {
+    /// Bytes received.
     pub bytes: u64,
     /// xxh3-64 of the bytes received.
     pub checksum: Checksum,
@@ -35,6 +36,7 @@ impl Verifier {
         Self { hasher: Hasher::new(), expected }
     }
 
+    /// Feeds one chunk.
     pub fn update(&mut self, chunk: &[u8]) {
         self.hasher.update(chunk);
     }
@@ -44,6 +46,7 @@ impl Verifier {
         self.hasher.len()
     }
 
+    /// Whether no byte was fed yet.
     pub fn is_empty(&self) -> bool {
         self.hasher.is_empty()
     }
@@ -77,6 +80,7 @@ pub struct VerifiedStream {
 }
 
 impl VerifiedStream {
+    /// Verifies `stream` against its announced length.
     pub fn new(stream: ByteStream) -> Self {
         let verifier = Verifier::new(stream.content_length);
         Self { stream: Some(stream), verifier }
@@ -141,6 +145,7 @@ pub struct Downloads<'a> {
 }
 
 impl<'a> Downloads<'a> {
+    /// Downloads over `http`.
     pub fn new(http: &'a HttpClient) -> Self {
         Self { http }
     }

@@ -15,8 +15,26 @@ use crate::socket::{SocketPairingResponse, UploadStream, UploadSummary};
 /// What an upload is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadTarget {
-    Asset { account_id: String, model_id: String, asset_id: String },
-    Input { account_id: String, model_id: String, invocation_id: String, input_id: String },
+    /// A model asset.
+    Asset {
+        /// Id of the account.
+        account_id: String,
+        /// Id of the model.
+        model_id: String,
+        /// Id of the asset.
+        asset_id: String,
+    },
+    /// An invocation input.
+    Input {
+        /// Id of the account.
+        account_id: String,
+        /// Id of the model.
+        model_id: String,
+        /// Id of the invocation.
+        invocation_id: String,
+        /// Id of the input.
+        input_id: String,
+    },
 }
 
 /// Whole-file and streaming uploads over an [`HttpClient`] (for the routes) and the upload socket.
@@ -81,6 +99,7 @@ impl Upload {
 }
 
 impl<'a> Uploads<'a> {
+    /// Uploads over `http`, with `config`'s socket settings.
     pub fn new(http: &'a HttpClient, config: &AppConfig) -> Self {
         Self { http, config: config.clone() }
     }

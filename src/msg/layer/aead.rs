@@ -64,6 +64,7 @@ impl Aead {
         }
     }
 
+    /// Names the auth field this layer writes and reads (default "aead").
     pub fn field(mut self, name: &str) -> Aead {
         self.field = name.into();
         self

@@ -52,6 +52,7 @@ impl NetaioStreamCipher {
         NetaioStreamCipher { key: sha256(&[key]), iv_field: "iv".into(), encrypt_uri: true }
     }
 
+    /// Names the auth field carrying the IV (default "iv").
     pub fn iv_field(mut self, name: &str) -> NetaioStreamCipher {
         self.iv_field = name.into();
         self

@@ -32,6 +32,7 @@ pub use hmac::{netaio_hmac, NetaioHmac};
 pub trait Layer: Send + Sync + 'static {
     /// A short name for errors and AUTH_ERROR replies ("HMAC", "SHA256-stream", "AEAD").
     fn name(&self) -> &'static str;
+    /// Signs and/or encrypts an outgoing message in place.
     fn seal(&self, msg: &mut Message) -> Result<()>;
     /// Checks and/or decrypts; auth failures are [`Error::MsgAuth`](crate::Error::MsgAuth), the rest [`Error::Decrypt`](crate::Error::Decrypt).
     fn open(&self, msg: &mut Message) -> Result<()>;
@@ -67,6 +68,7 @@ impl Layers {
         self
     }
 
+    /// Adds an already shared layer on top (see [`Layers::with`]).
     pub fn with_arc(mut self, layer: Arc<dyn Layer>) -> Layers {
         self.stack.push(layer);
         self
@@ -90,6 +92,7 @@ impl Layers {
         Layers::new().with(Aead::new(key))
     }
 
+    /// Whether there are no layers.
     pub fn is_empty(&self) -> bool {
         self.stack.is_empty()
     }
@@ -99,10 +102,12 @@ impl Layers {
         self.stack.iter().any(|l| l.per_recipient())
     }
 
+    /// Seals `msg` with every layer, innermost first.
     pub fn seal(&self, msg: &mut Message) -> Result<()> {
         self.stack.iter().try_for_each(|l| l.seal(msg))
     }
 
+    /// Opens `msg` with every layer, outermost first.
     pub fn open(&self, msg: &mut Message) -> Result<()> {
         self.stack.iter().rev().try_for_each(|l| l.open(msg))
     }

@@ -24,7 +24,9 @@ use tasks::{install, supervise};
 /// Reconnection after a lost connection: delays double from `initial` up to `max`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
+    /// First delay.
     pub initial: Duration,
+    /// Longest delay.
     pub max: Duration,
     /// Give up after this many failed attempts in a row (`None`: never).
     pub attempts: Option<u32>,
@@ -41,7 +43,9 @@ impl Default for Backoff {
 pub struct ClientConfig {
     /// Instance (outer) layers for everything sent and received.
     pub layers: Layers,
+    /// Size limits of received messages.
     pub limits: Limits,
+    /// Timeout of each connect attempt.
     pub connect_timeout: Duration,
     /// Reconnect after a lost connection (`None`: the client is closed for good).
     pub reconnect: Option<Backoff>,
@@ -199,6 +203,7 @@ impl Client {
         &self.inner.addr
     }
 
+    /// Whether a connection is up now.
     pub fn is_connected(&self) -> bool {
         lock(&self.inner.outbox).is_some()
     }
@@ -301,18 +306,22 @@ impl Client {
         self.request(MessageType::REQUEST_URI, uri, b"", deadline).await
     }
 
+    /// CREATE_URI with `content`; waits up to `deadline` for the reply.
     pub async fn create(&self, uri: &[u8], content: &[u8], deadline: Duration) -> Result<Message> {
         self.request(MessageType::CREATE_URI, uri, content, deadline).await
     }
 
+    /// UPDATE_URI with `content`; waits up to `deadline` for the reply.
     pub async fn update(&self, uri: &[u8], content: &[u8], deadline: Duration) -> Result<Message> {
         self.request(MessageType::UPDATE_URI, uri, content, deadline).await
     }
 
+    /// DELETE_URI; waits up to `deadline` for the reply.
     pub async fn delete(&self, uri: &[u8], deadline: Duration) -> Result<Message> {
         self.request(MessageType::DELETE_URI, uri, b"", deadline).await
     }
 
+    /// PUBLISH_URI with `content`; waits up to `deadline` for the reply.
     pub async fn publish(&self, uri: &[u8], content: &[u8], deadline: Duration) -> Result<Message> {
         self.request(MessageType::PUBLISH_URI, uri, content, deadline).await
     }
@@ -322,6 +331,7 @@ impl Client {
         self.request(MessageType::SUBSCRIBE_URI, uri, b"", deadline).await
     }
 
+    /// UNSUBSCRIBE_URI; waits up to `deadline` for the reply.
     pub async fn unsubscribe(&self, uri: &[u8], deadline: Duration) -> Result<Message> {
         self.request(MessageType::UNSUBSCRIBE_URI, uri, b"", deadline).await
     }
@@ -336,6 +346,7 @@ impl Client {
         self.inner.router.add(Key::new(message_type, uri), Layers::new(), false, handler(f));
     }
 
+    /// Registers a handler under any key, with inner layers, possibly one-shot.
     pub fn route(&self, key: Key, inner: Layers, once: bool, handler: Handler<Client>) {
         self.inner.router.add(key, inner, once, handler);
     }

@@ -35,6 +35,7 @@ pub enum SlowConsumer {
 pub struct ServerConfig {
     /// Instance (outer) layers: open every message, seal every reply, notification and broadcast.
     pub layers: Layers,
+    /// Size limits of received messages.
     pub limits: Limits,
     /// Connections beyond this are closed as soon as they are accepted.
     pub max_connections: usize,
@@ -46,6 +47,7 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Bytes queued for one connection's writer at most.
     pub queue_bytes: usize,
+    /// What to do when a connection's writer queue is full.
     pub slow_consumer: SlowConsumer,
     /// Run each message's handler in a task of its own (replies may then leave out of order);
     /// by default a connection's messages are handled one after the other.
@@ -128,6 +130,7 @@ pub struct Call {
 }
 
 impl Call {
+    /// The connection's remote address.
     pub fn peer(&self) -> SocketAddr {
         self.conn.peer
     }
@@ -144,6 +147,7 @@ impl Call {
         }
     }
 
+    /// Unsubscribes this connection from `uri`.
     pub fn unsubscribe(&self, uri: &[u8]) {
         if let Some(s) = self.server.upgrade() {
             Server::handle(s).unsubscribe(self.conn.id, uri);
@@ -166,6 +170,7 @@ impl Call {
 /// Counters of a running server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerStats {
+    /// Open connections now.
     pub connections: usize,
     /// Bytes waiting in all writer queues now.
     pub queued_bytes: usize,
@@ -189,6 +194,7 @@ fn task_guard(inner: &Arc<ServerInner>) -> TaskGuard {
 }
 
 impl Server {
+    /// A server with `config`, not yet listening (see [`Server::listen`]).
     pub fn new(config: ServerConfig) -> Server {
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let inner = Arc::new(ServerInner {
@@ -223,6 +229,7 @@ impl Server {
         self.inner.router.add(key, inner, once, handler);
     }
 
+    /// Unregisters the handler under `key`; false when there was none.
     pub fn remove_route(&self, key: &Key) -> bool {
         self.inner.router.remove(key)
     }
@@ -248,10 +255,12 @@ impl Server {
         Ok(local)
     }
 
+    /// The bound address, once listening.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         *lock(&self.inner.local)
     }
 
+    /// Subscribes connection `conn_id` to `uri` (no-op when it is gone).
     pub fn subscribe(&self, conn_id: u64, uri: &[u8]) {
         let Some(conn) = lock(&self.inner.conns).get(&conn_id).cloned() else { return };
         let uri = Bytes::copy_from_slice(uri);
@@ -259,6 +268,7 @@ impl Server {
         lock(&self.inner.subs).entry(uri).or_default().insert(conn_id);
     }
 
+    /// Unsubscribes connection `conn_id` from `uri`.
     pub fn unsubscribe(&self, conn_id: u64, uri: &[u8]) {
         if let Some(conn) = lock(&self.inner.conns).get(&conn_id) {
             lock(&conn.subs).remove(uri);
@@ -346,6 +356,7 @@ impl Server {
         Ok(sent)
     }
 
+    /// The counters now.
     pub fn stats(&self) -> ServerStats {
         let conns = lock(&self.inner.conns);
         ServerStats {

@@ -43,16 +43,20 @@ impl Default for MulticastConfig {
 /// Node settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// Address the socket binds.
     pub bind: SocketAddr,
     /// Instance (outer) layers.
     pub layers: Layers,
+    /// Size limits of received messages.
     pub limits: Limits,
+    /// Multicast group to join and send to (`None`: unicast only).
     pub multicast: Option<MulticastConfig>,
     /// Events kept for [`Node::next_event`](super::Node::next_event) at most (more are dropped, with a log line).
     pub events: usize,
 }
 
 impl NodeConfig {
+    /// A node bound to `bind`, no layers, default limits, no multicast.
     pub fn new(bind: SocketAddr) -> NodeConfig {
         NodeConfig { bind, layers: Layers::new(), limits: Limits::default(), multicast: None, events: 1024 }
     }
@@ -63,6 +67,7 @@ impl NodeConfig {
 pub struct PeerConfig {
     /// This node's id and data, advertised as `packify((id, data))`.
     pub id: Bytes,
+    /// This node's advertised data.
     pub data: Bytes,
     /// The uri of peer-management messages (netaio's default: "netaio").
     pub app_id: Bytes,
@@ -75,6 +80,7 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
+    /// Peer management advertising `id` and `data`, with netaio's defaults.
     pub fn new(id: impl Into<Bytes>, data: impl Into<Bytes>) -> PeerConfig {
         PeerConfig {
             id: id.into(),

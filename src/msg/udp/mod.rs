@@ -44,11 +44,13 @@ pub const MAX_DATAGRAM_V6: usize = 65_527;
 /// The context of a handler: who sent the datagram.
 #[derive(Clone)]
 pub struct Datagram {
+    /// The sender's address.
     pub from: SocketAddr,
     node: Weak<NodeInner>,
 }
 
 impl Datagram {
+    /// The node that received the datagram (`None` once it is dropped).
     pub fn node(&self) -> Option<Node> {
         self.node.upgrade().map(|inner| Node { inner })
     }

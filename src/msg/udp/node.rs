@@ -79,6 +79,7 @@ impl Node {
         Ok(Node { inner })
     }
 
+    /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local
     }
@@ -98,10 +99,12 @@ impl Node {
         self.inner.router.add(Key::new(message_type, uri), Layers::new(), false, handler(f));
     }
 
+    /// Registers a handler under any key, with inner layers, possibly one-shot.
     pub fn route(&self, key: Key, inner: Layers, once: bool, handler: Handler<Datagram>) {
         self.inner.router.add(key, inner, once, handler);
     }
 
+    /// The handler for unmatched messages (`None`: NOT_FOUND, with the uri echoed).
     pub fn set_default(&self, handler: Option<Handler<Datagram>>) {
         self.inner.router.set_default(handler);
     }
@@ -145,6 +148,7 @@ impl Node {
         self.multicast_with(msg, &Layers::new()).await
     }
 
+    /// Sends `msg` to the multicast group, sealed with `inner` layers inside the instance layers.
     pub async fn multicast_with(&self, msg: Message, inner: &Layers) -> Result<()> {
         let to = self
             .inner
@@ -194,6 +198,7 @@ impl Node {
         self.request_message(msg, to, &Layers::new(), deadline).await
     }
 
+    /// [`Node::request`] for a built message, with `inner` layers.
     pub async fn request_message(
         &self,
         mut msg: Message,

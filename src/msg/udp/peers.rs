@@ -17,24 +17,37 @@ use crate::msg::wire::{Message, MessageType};
 /// A known peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
+    /// The peer's id.
     pub id: Bytes,
+    /// The data it advertises.
     pub data: Bytes,
     /// Addresses it was heard from, most recent first.
     pub addrs: Vec<SocketAddr>,
+    /// When it was last heard from.
     pub last_rx: Instant,
 }
 
 /// Why a peer is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GoneReason {
+    /// Silent longer than the peer timeout.
     Timeout,
+    /// It said it is leaving.
     Disconnect,
 }
 
+/// What peer management reports (see [`Node::next_event`](super::Node::next_event)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeEvent {
+    /// A new peer was heard from.
     PeerDiscovered(Peer),
-    PeerGone { id: Bytes, reason: GoneReason },
+    /// A peer is gone.
+    PeerGone {
+        /// The peer's id.
+        id: Bytes,
+        /// Why.
+        reason: GoneReason,
+    },
 }
 
 impl Node {

@@ -18,20 +18,28 @@ pub struct ModelPreview {
     /// The model (version) id.
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     #[serde(default)]
     pub account_id: String,
+    /// Id of the model base this version belongs to.
     #[serde(default = "default_id")]
     pub model_base_id: String,
+    /// This version's label.
     #[serde(default)]
     pub version_label: String,
+    /// Whether this version is active.
     #[serde(default = "default_true")]
     pub active: bool,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// One-line description.
     #[serde(default)]
     pub short_description: String,
+    /// Files of the model.
     #[serde(default)]
     pub assets: Vec<ModelAsset>,
+    /// Fields of other versions, as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -59,18 +67,25 @@ impl Default for ModelPreview {
 /// is defaulted; fields of other versions are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelBase {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     #[serde(default)]
     pub account_id: String,
+    /// The model's name.
     #[serde(default)]
     pub name: String,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// How many times the model was invoked.
     #[serde(default)]
     pub invocation_count: i64,
+    /// The versions of the model.
     #[serde(default)]
     pub model_previews: Vec<ModelPreview>,
+    /// Fields of other versions, as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -64,41 +64,62 @@ wire_enum! {
 /// One version of a model, with its signatures and assets (schema `Model`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model base that groups this model's versions.
     #[serde(default = "default_id")]
     pub model_base_id: String,
+    /// This version's label (e.g. "v1").
     pub version_label: String,
+    /// Whether this version is active.
     #[serde(default = "default_true")]
     pub active: bool,
+    /// State of the model's build (`None`: no build).
     #[serde(default)]
     pub build_status: Option<ModelBuildStatus>,
+    /// When the object was created (RFC 3339).
     #[serde(default = "now_rfc3339")]
     pub creation_time: String,
+    /// One-line description.
     pub short_description: String,
+    /// Files of the model (their slots, by name).
     #[serde(default)]
     pub assets: Vec<ModelAsset>,
+    /// Tags given to the model, with their counts.
     #[serde(default)]
     pub tags: Vec<AggregateTag>,
+    /// The model's name.
     pub name: String,
     /// Required by the schema, but absent from Models of the earlier published API (PROTOCOL.md §5),
     /// so defaulted to "" to keep reading them.
     #[serde(default)]
     pub model_class: String,
+    /// Endpoint of an external API model.
     #[serde(default)]
     pub url: Option<String>,
+    /// HTTP method used to call the model.
     pub request_type: HttpRequestType,
+    /// Kind of model.
     pub model_type: ModelType,
+    /// Where the model runs.
     pub hosting_location: ModelHostingLocation,
+    /// Format of the model's output.
     pub output_format: OutputFormat,
+    /// Full description.
     pub long_description: String,
+    /// The model's input signatures.
     #[serde(default)]
     pub inputs: Vec<ModelSignature>,
+    /// The model's output signatures.
     #[serde(default)]
     pub outputs: Vec<ModelSignature>,
+    /// Headers sent with each call to the model.
     #[serde(default)]
     pub http_headers: BTreeMap<String, String>,
+    /// Tags users added to the model.
     #[serde(default)]
     pub user_added_tags: Vec<ModelTag>,
 }
@@ -158,11 +179,15 @@ impl Model {
 /// A file belonging to a model ("Logo", "File", ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelAsset {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     pub account_id: String,
+    /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
+    /// Name of the asset slot (e.g. "File", "Logo").
     pub asset_name: String,
 }
 
@@ -180,20 +205,27 @@ impl Default for ModelAsset {
 /// A tag with how many times it was given to a model.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AggregateTag {
+    /// Id of the model.
     pub model_id: String,
+    /// The tag.
     pub name: String,
+    /// How many times it was given.
     pub tag_count: i64,
 }
 
 /// A tag a user added to a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelTag {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the account.
     #[serde(default = "default_id")]
     pub account_id: String,
+    /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
+    /// The tag.
     pub name: String,
 }
 
@@ -208,6 +240,7 @@ impl Default for ModelTag {
 /// no request at all; that choice belongs to the service, not to this default.)
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GetModelsRequest {
+    /// Filter, paging and sorting of the answer (`None`: everything).
     #[serde(default)]
     pub constraints: Option<QueryConstraints>,
     /// `Optional[bool] = False` in Python: `null` reads as false.

@@ -54,24 +54,38 @@ wire_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct ModelSignature {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
+    /// Input or output.
     pub signature_type: SignatureType,
+    /// Kind of data carried.
     pub data_modality: DataModality,
+    /// The earlier API's field for the modality (kept as received).
     pub data_domain: String,
+    /// How the data is encoded (e.g. a file format).
     pub data_encoding: String,
+    /// How the model receives the value.
     pub receive_format: ReceiveFormat,
+    /// Where in the HTTP request the value goes.
     pub http_location: HttpLocation,
+    /// Whether the signature is hidden from users.
     pub hidden: bool,
+    /// Title shown for this input or output.
     pub display_title: String,
+    /// Value used when none is given.
     #[serde(default)]
     pub default_value: Option<String>,
+    /// Named parameters of this signature.
     #[serde(default)]
     pub parameters: Vec<ModelParam>,
+    /// Transforms applied to the value.
     #[serde(default)]
     pub transforms: Vec<SignatureTransform>,
+    /// Extra arguments, by name.
     #[serde(default)]
     pub signature_args: BTreeMap<String, String>,
 }
@@ -81,14 +95,20 @@ pub struct ModelSignature {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct ModelParam {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the model.
     #[serde(default = "default_id")]
     pub model_id: String,
+    /// Id of the model signature (input or output slot).
     #[serde(default = "default_id")]
     pub signature_id: String,
+    /// Kind of data carried.
     pub data_modality: DataModality,
+    /// How the data is encoded.
     pub data_encoding: String,
+    /// The parameter's name.
     pub parameter_name: String,
 }
 
@@ -134,11 +154,15 @@ impl<'de> Deserialize<'de> for ModelParam {
 /// A named transform applied to a signature's value, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureTransform {
+    /// The object's id ("0" until the backend assigns one).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Id of the model signature (input or output slot).
     #[serde(default = "default_id")]
     pub signature_id: String,
+    /// The transform's name.
     pub transform_name: String,
+    /// Its arguments, by name.
     #[serde(default)]
     pub transform_args: BTreeMap<String, String>,
 }
