@@ -146,7 +146,7 @@ fn bad_arguments_and_unreachable_peers_fail_cleanly() {
         "content",
     );
     assert_clean_failure(
-        &run(&["node", "--listen", "127.0.0.1:0", "--id", "n", "--group", "10.0.0.1"]),
+        &run(&["node", "--listen", "127.0.0.1:0", "--id", "n", "--group", "127.0.0.2"]), // not a multicast group
         "--group",
     );
 

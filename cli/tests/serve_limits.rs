@@ -283,10 +283,8 @@ async fn link_pulls_refuse_private_addresses_and_cap_the_size() {
         format!("http://[::ffff:127.0.0.1]:{port}/file"),
         format!("http://2130706433:{port}/file"),
         format!("http://0.0.0.0:{port}/file"),
-        "http://10.1.2.3/file".to_owned(),
-        "http://192.168.0.1/file".to_owned(),
-        "https://169.254.169.254/latest/meta-data".to_owned(),
-        "http://[fe80::1]/file".to_owned(),
+        // Private, link-local and other non-loopback ranges are checked by pull.rs's unit tests
+        // without a network: a test never names an address that a regression would send to.
     ] {
         let (status, body) = api
             .call(
