@@ -95,6 +95,16 @@ typedef enum norman_result {
    */
   NORMAN_ERROR_BUFFER_TOO_SMALL = 12,
   /**
+   * The connection, server or node is closed (not a failure when a receive reports it: the peer
+   * ended the stream cleanly between messages and nothing more will come). A call that needs an
+   * open connection gets it after `*_close`, or once the peer went away.
+   */
+  NORMAN_CLOSED = 13,
+  /**
+   * A BSON argument is not exactly one valid document (bad length prefix, bad element, bad UTF-8).
+   */
+  NORMAN_ERROR_INVALID_BSON = 14,
+  /**
    * The server answered a non-2xx status not listed below.
    */
   NORMAN_ERROR_HTTP_STATUS = 100,
@@ -146,6 +156,24 @@ typedef enum norman_result {
    * The checksums of sender and receiver differ.
    */
   NORMAN_ERROR_CHECKSUM_MISMATCH = 208,
+  /**
+   * A peer broke the messaging or framing protocol (malformed frame, unknown message type, bad
+   * auth fields); the connection is closed.
+   */
+  NORMAN_ERROR_PROTOCOL = 209,
+  /**
+   * A message failed the check of an auth layer (wrong secret or key, stale or replayed message).
+   */
+  NORMAN_ERROR_MSG_AUTH = 210,
+  /**
+   * A message could not be decrypted by a cipher layer (wrong key, missing or bad nonce field).
+   */
+  NORMAN_ERROR_DECRYPT = 211,
+  /**
+   * The peer answered ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED; where the call has a reply
+   * out-parameter, the reply is still handed out (free it as a successful one).
+   */
+  NORMAN_ERROR_MSG_REMOTE = 212,
   /**
    * A Rust panic was caught at the boundary (a bug; the handle may be unusable, nothing crashed).
    */

@@ -43,6 +43,12 @@ pub enum norman_result {
     NORMAN_NO_EVENT = 11,
     /// The output buffer is too small.
     NORMAN_ERROR_BUFFER_TOO_SMALL = 12,
+    /// The connection, server or node is closed (not a failure when a receive reports it: the peer
+    /// ended the stream cleanly between messages and nothing more will come). A call that needs an
+    /// open connection gets it after `*_close`, or once the peer went away.
+    NORMAN_CLOSED = 13,
+    /// A BSON argument is not exactly one valid document (bad length prefix, bad element, bad UTF-8).
+    NORMAN_ERROR_INVALID_BSON = 14,
     /// The server answered a non-2xx status not listed below.
     NORMAN_ERROR_HTTP_STATUS = 100,
     /// The server answered 401 or 403.
@@ -69,6 +75,16 @@ pub enum norman_result {
     NORMAN_ERROR_AUTH_HEADER_MISMATCH = 207,
     /// The checksums of sender and receiver differ.
     NORMAN_ERROR_CHECKSUM_MISMATCH = 208,
+    /// A peer broke the messaging or framing protocol (malformed frame, unknown message type, bad
+    /// auth fields); the connection is closed.
+    NORMAN_ERROR_PROTOCOL = 209,
+    /// A message failed the check of an auth layer (wrong secret or key, stale or replayed message).
+    NORMAN_ERROR_MSG_AUTH = 210,
+    /// A message could not be decrypted by a cipher layer (wrong key, missing or bad nonce field).
+    NORMAN_ERROR_DECRYPT = 211,
+    /// The peer answered ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED; where the call has a reply
+    /// out-parameter, the reply is still handed out (free it as a successful one).
+    NORMAN_ERROR_MSG_REMOTE = 212,
     /// A Rust panic was caught at the boundary (a bug; the handle may be unusable, nothing crashed).
     NORMAN_ERROR_PANIC = 900,
     /// An internal error (the runtime could not start, a thread could not be spawned).
@@ -99,6 +115,8 @@ impl norman_result {
             NORMAN_ERROR_CANCELLED => c"NORMAN_ERROR_CANCELLED: the operation was cancelled",
             NORMAN_NO_EVENT => c"NORMAN_NO_EVENT: no event within the timeout",
             NORMAN_ERROR_BUFFER_TOO_SMALL => c"NORMAN_ERROR_BUFFER_TOO_SMALL: the output buffer is too small",
+            NORMAN_CLOSED => c"NORMAN_CLOSED: the connection is closed",
+            NORMAN_ERROR_INVALID_BSON => c"NORMAN_ERROR_INVALID_BSON: not one valid BSON document",
             NORMAN_ERROR_HTTP_STATUS => c"NORMAN_ERROR_HTTP_STATUS: the server answered an error status",
             NORMAN_ERROR_HTTP_UNAUTHORIZED => c"NORMAN_ERROR_HTTP_UNAUTHORIZED: HTTP 401 or 403",
             NORMAN_ERROR_HTTP_NOT_FOUND => c"NORMAN_ERROR_HTTP_NOT_FOUND: HTTP 404",
@@ -116,13 +134,17 @@ impl norman_result {
                 c"NORMAN_ERROR_AUTH_HEADER_MISMATCH: wrong authentication header"
             }
             NORMAN_ERROR_CHECKSUM_MISMATCH => c"NORMAN_ERROR_CHECKSUM_MISMATCH: checksums differ",
+            NORMAN_ERROR_PROTOCOL => c"NORMAN_ERROR_PROTOCOL: the peer broke the protocol",
+            NORMAN_ERROR_MSG_AUTH => c"NORMAN_ERROR_MSG_AUTH: message authentication failed",
+            NORMAN_ERROR_DECRYPT => c"NORMAN_ERROR_DECRYPT: the message could not be decrypted",
+            NORMAN_ERROR_MSG_REMOTE => c"NORMAN_ERROR_MSG_REMOTE: the peer answered an error",
             NORMAN_ERROR_PANIC => c"NORMAN_ERROR_PANIC: internal panic caught at the boundary",
             NORMAN_ERROR_INTERNAL => c"NORMAN_ERROR_INTERNAL: internal error",
         }
     }
 }
 
-pub(crate) const ALL_RESULTS: [norman_result; 28] = [
+pub(crate) const ALL_RESULTS: [norman_result; 34] = [
     NORMAN_OK,
     NORMAN_ERROR_NULL_ARGUMENT,
     NORMAN_ERROR_INVALID_ARGUMENT,
@@ -136,6 +158,8 @@ pub(crate) const ALL_RESULTS: [norman_result; 28] = [
     NORMAN_ERROR_CANCELLED,
     NORMAN_NO_EVENT,
     NORMAN_ERROR_BUFFER_TOO_SMALL,
+    NORMAN_CLOSED,
+    NORMAN_ERROR_INVALID_BSON,
     NORMAN_ERROR_HTTP_STATUS,
     NORMAN_ERROR_HTTP_UNAUTHORIZED,
     NORMAN_ERROR_HTTP_NOT_FOUND,
@@ -149,6 +173,10 @@ pub(crate) const ALL_RESULTS: [norman_result; 28] = [
     NORMAN_ERROR_KEYSTREAM_EXHAUSTED,
     NORMAN_ERROR_AUTH_HEADER_MISMATCH,
     NORMAN_ERROR_CHECKSUM_MISMATCH,
+    NORMAN_ERROR_PROTOCOL,
+    NORMAN_ERROR_MSG_AUTH,
+    NORMAN_ERROR_DECRYPT,
+    NORMAN_ERROR_MSG_REMOTE,
     NORMAN_ERROR_PANIC,
     NORMAN_ERROR_INTERNAL,
 ];
@@ -197,11 +225,11 @@ impl From<Error> for FfiError {
             },
             ErrorKind::Network => NORMAN_ERROR_NETWORK,
             ErrorKind::Decode => NORMAN_ERROR_DECODE,
-            // Messaging (src/msg) has no C ABI yet; its own codes come with it.
-            ErrorKind::Protocol | ErrorKind::Decrypt => NORMAN_ERROR_DECODE,
-            ErrorKind::MsgAuth => NORMAN_ERROR_AUTH_HEADER_MISMATCH,
-            ErrorKind::Remote => NORMAN_ERROR_NETWORK,
-            ErrorKind::Closed => NORMAN_ERROR_STATE,
+            ErrorKind::Protocol => NORMAN_ERROR_PROTOCOL,
+            ErrorKind::Decrypt => NORMAN_ERROR_DECRYPT,
+            ErrorKind::MsgAuth => NORMAN_ERROR_MSG_AUTH,
+            ErrorKind::Remote => NORMAN_ERROR_MSG_REMOTE,
+            ErrorKind::Closed => NORMAN_CLOSED,
         };
         FfiError { code, message: e.to_string() }
     }
