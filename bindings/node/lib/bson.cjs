@@ -89,7 +89,7 @@ class BsonConn {
     const signal = checkSignal(o.signal, 'read');
     const timeout = toTimeout(o.timeoutMs, -1);
     const handle = this._live();
-    if (!this._reading) this._reading = this.client._run('bson_recv', [handle, timeout]);
+    if (!this._reading) this._reading = this.client._runWait('bson_recv', [handle, timeout]);
     const job = this._reading;
     const reply = await abortable(job, signal, 'read');
     if (this._reading === job) this._reading = null;
@@ -114,7 +114,7 @@ class BsonConn {
     if (this._reading) throw errorOf(RESULT.NORMAN_ERROR_BUSY, 'an aborted read() is still waiting: read() first');
     const buf = Buffer.alloc(n);
     if (n === 0) return buf;
-    const reply = await this.client._run('bson_recv_exact', [this._live(), koffi.address(buf), n, timeout]);
+    const reply = await this.client._runWait('bson_recv_exact', [this._live(), koffi.address(buf), n, timeout]);
     if (reply.rc === RESULT.NORMAN_NO_EVENT) throw errorOf(RESULT.NORMAN_ERROR_TIMEOUT, `nothing within ${timeout} ms`);
     if (reply.rc !== 0) throw errorOf(reply.rc, reply.msg);
     return buf;
@@ -125,7 +125,7 @@ class BsonConn {
     try {
       toDoc(doc);
       const handle = this._live();
-      const run = () => this.client._run('bson_send', [handle, doc.length ? koffi.address(doc) : null, doc.length]);
+      const run = () => this.client._runWait('bson_send', [handle, doc.length ? koffi.address(doc) : null, doc.length]);
       const p = this._writing.then(run, run).then((reply) => {
         doc = null; // referenced until the native send returned
         if (reply.rc !== 0) throw errorOf(reply.rc, reply.msg);
@@ -202,7 +202,7 @@ class BsonListener {
       if (this.closed) throw errorOf(RESULT.NORMAN_ERROR_STATE, 'the listener is closed');
       if (signal && signal.aborted) throw cancelled('accept', signal);
       const slice = Math.max(0, Math.min(200, deadline - Date.now()));
-      const reply = await this.client._run('bson_accept', [this._rec.handle, slice]);
+      const reply = await this.client._runWait('bson_accept', [this._rec.handle, slice]);
       if (reply.rc === 0) {
         if (this.closed || (signal && signal.aborted)) {
           await this.client._run('msg_close', ['bson', reply.v]);
@@ -230,7 +230,7 @@ async function bsonConnect(client, addr, opts) {
   const maxDoc = toMaxDoc(o.maxDoc);
   const timeout = toTimeout(o.timeoutMs, 10000);
   msgFns();
-  const reply = await client._run('bson_connect', [client._handle(), addr, maxDoc, timeout]);
+  const reply = await client._runWait('bson_connect', [client._handle(), addr, maxDoc, timeout]);
   if (reply.rc !== 0) throw errorOf(reply.rc, reply.msg);
   return new BsonConn(client, reply.v);
 }

@@ -25,6 +25,15 @@ function exec() {
   return executor;
 }
 
+// Calls that wait for the network without a bound of their own (pulling notifications, BSON
+// reads, accepts, connects) run on a second, larger pool, so that they never hold every thread of
+// the first one (closes and frees run there and must always find a thread).
+let waitExecutor = null;
+function waitExec() {
+  if (!waitExecutor) waitExecutor = new Executor(native.load().path, 64);
+  return waitExecutor;
+}
+
 /** Throws the NormanError of a failed synchronous call made on this (the main) thread. */
 function check(rc) {
   if (rc !== 0) throw errorOf(rc, lib().norman_last_error() || '');
@@ -425,8 +434,8 @@ class Client {
   }
 
   /** Runs a job on an executor thread, tracked so close() waits for it. */
-  _run(op, args) {
-    const p = exec().run(op, args);
+  _run(op, args, pool = exec()) {
+    const p = pool.run(op, args);
     this._jobs.add(p);
     const forget = () => this._jobs.delete(p);
     p.then(forget, forget);
@@ -478,6 +487,11 @@ class Client {
   /** Listens for BSON connections on `addr` ('127.0.0.1:0' picks a port); `{ maxDoc }`. */
   bsonListen(addr, options) {
     return new bson.BsonListener(this, addr, options);
+  }
+
+  /** _run() on the pool of calls that wait for the network. */
+  _runWait(op, args) {
+    return this._run(op, args, waitExec());
   }
 
   _adopt(kind, handle) {

@@ -124,10 +124,28 @@ function cancelled(what, signal) {
 const OUT_PTR = [null];
 const OUT_LEN = [0];
 
+// memcpy as the library links it (dlsym on its handle also searches its dependencies): copying
+// into a fresh Buffer is several times cheaper than koffi.view's external ArrayBuffer + copy.
+let memcpy;
+function nativeMemcpy() {
+  if (memcpy === undefined) {
+    try {
+      memcpy = native.load().lib.func('void memcpy(void *dst, const void *src, size_t n)');
+    } catch {
+      memcpy = null;
+    }
+  }
+  return memcpy;
+}
+
 /** A copy of `len` bytes at `ptr` (native memory about to be freed). */
 function copyOut(ptr, len) {
   if (!len) return Buffer.alloc(0);
-  return Buffer.from(new Uint8Array(koffi.view(ptr, len)));
+  const cpy = nativeMemcpy();
+  if (!cpy) return Buffer.from(new Uint8Array(koffi.view(ptr, len)));
+  const b = Buffer.allocUnsafe(len);
+  cpy(b, ptr, len);
+  return b;
 }
 
 /** The type, uri and content of a native message, copied; frees it when `free`. */
@@ -308,14 +326,15 @@ function registered() {
 // Runs with the callback thread waiting: copy the event's outcome, settle later.
 function onCompletion(id, event) {
   const fns = m();
+  const main = mainFns();
   const req = requests.get(id);
   requests.delete(id);
   let rc;
   let text = null;
   let reply = null;
   try {
-    rc = fns.norman_event_result(event);
-    if (rc !== 0) text = mainFns().norman_event_message(event) || '';
+    rc = main.norman_event_result(event);
+    if (rc !== 0) text = main.norman_event_message(event) || '';
     if (fns.norman_event_take_msg(event, OUT_PTR) === 0 && OUT_PTR[0]) reply = readMsg(fns, OUT_PTR[0], true);
   } catch (e) {
     rc = RESULT.NORMAN_ERROR_INTERNAL;
@@ -613,6 +632,7 @@ class MsgConn {
     this._rec = client._adoptMsg('conn', handle, this);
     this.closed = false;
     this._pending = new Set();
+    this._drained = null;
     this._sendQueue = [];
     this._sending = null;
     this._inbox = null;
@@ -684,7 +704,7 @@ class MsgConn {
         for (const s of batch) items.push(s.t, s.u, s.len, s.c.length ? koffi.address(s.c) : null, s.c.length, s.inner);
         let reply;
         try {
-          reply = await this.client._run('msg_send', [this._rec.handle, items]);
+          reply = await this.client._runWait('msg_send', [this._rec.handle, items]);
         } catch (e) {
           reply = { rc: RESULT.NORMAN_ERROR_INTERNAL, msg: e.message, sent: 0 };
         }
@@ -727,7 +747,8 @@ class MsgConn {
     this.closed = true;
     this._closing = (async () => {
       await this.client._run('msg_close', ['conn', this._rec.handle]);
-      while (this._pending.size) await Promise.allSettled([...this._pending].map((r) => r.settled));
+      // Closing completes every pending request (through the callback thread): wait for them.
+      if (this._pending.size) await new Promise((r) => (this._drained = r));
       if (this._sending) await this._sending;
       if (this._inbox) await this._inbox.stop();
       await this.client._freeMsg(this._rec, this);
@@ -749,9 +770,6 @@ class PendingRequest {
     this.signal = signal;
     this.done = false;
     this.onAbort = null;
-    let settle;
-    this.settled = new Promise((r) => (settle = r));
-    this.settle = settle;
     conn._pending.add(this);
     hold();
     if (signal) {
@@ -766,9 +784,13 @@ class PendingRequest {
     }
   }
   complete(rc, text, reply) {
-    this.conn._pending.delete(this);
+    const conn = this.conn;
+    conn._pending.delete(this);
     release();
-    this.settle();
+    if (conn._pending.size === 0 && conn._drained) {
+      conn._drained();
+      conn._drained = null;
+    }
     if (this.onAbort) this.signal.removeEventListener('abort', this.onAbort);
     if (this.done) return;
     this.done = true;
@@ -823,7 +845,7 @@ class Inbox {
   async run() {
     try {
       while (this.waiters.length && !this.ended && !this.stopping) {
-        const reply = await this.client._run('msg_next', [this.kind, this.rec.handle, 250, 256]);
+        const reply = await this.client._runWait('msg_next', [this.kind, this.rec.handle, 250, 256]);
         for (const [type, uri, content] of reply.v || []) {
           const msg = new Msg(type, Buffer.from(uri), Buffer.from(content));
           const w = this.waiters.shift();
@@ -928,7 +950,7 @@ class MsgNode {
     const timeout = toTimeout(o.timeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
     const signal = checkSignal(o.signal, 'request');
     const inner = nativeLayers(o.layers);
-    const job = this.client._run('node_request', [this._live(), addr, t, uriBytes, c, inner, timeout]);
+    const job = this.client._runWait('node_request', [this._live(), addr, t, uriBytes, c, inner, timeout]);
     let onAbort;
     const aborted = signal
       ? new Promise((_, reject) => {
@@ -1015,7 +1037,7 @@ async function connect(client, addr, opts) {
   const timeout = toTimeout(o.timeoutMs, 10000);
   const outer = nativeLayers(o.layers);
   m();
-  const reply = await client._run('msg_connect', [client._handle(), addr, outer, timeout]);
+  const reply = await client._runWait('msg_connect', [client._handle(), addr, outer, timeout]);
   if (reply.rc !== 0) throw errorOf(reply.rc, reply.msg);
   return new MsgConn(client, reply.v);
 }
