@@ -529,16 +529,18 @@ export class Layer {
   readonly kind: 'netaioHmac' | 'netaioCipher' | 'aead';
   readonly maxSkewS?: number;
   readonly encryptUri?: boolean;
+  /** The auth field it writes (null: its default, 'hmac' / 'iv' / 'aead'). */
+  readonly field?: string | null;
   private constructor();
 }
 /** A layer, or layers in the order they seal (netaio's usual: [netaioCipher(k), netaioHmac(s)]). */
 export type Layers = Layer | Layer[];
 /** netaio's HMACAuthPlugin; maxSkewS > 0 refuses stale timestamps (0: netaio's behaviour). */
-export function netaioHmac(secret: string | Uint8Array, options?: { maxSkewS?: number }): Layer;
+export function netaioHmac(secret: string | Uint8Array, options?: { maxSkewS?: number; field?: string }): Layer;
 /** netaio's Sha256StreamCipherPlugin (no integrity of its own: use it under an HMAC). */
-export function netaioCipher(key: string | Uint8Array, options?: { encryptUri?: boolean }): Layer;
-/** libnorman's ChaCha20-Poly1305 layer; the key is exactly 32 bytes. */
-export function aead(key: Uint8Array): Layer;
+export function netaioCipher(key: string | Uint8Array, options?: { encryptUri?: boolean; field?: string }): Layer;
+/** libnorman's ChaCha20-Poly1305 layer; the key is exactly 32 bytes. Inner: { field: 'aead2', encryptUri: false }. */
+export function aead(key: Uint8Array, options?: { encryptUri?: boolean; field?: string }): Layer;
 
 /** A received message. */
 export class Msg {

@@ -220,25 +220,37 @@ function keyBytes(key, name) {
   return b;
 }
 
-/** netaio's HMACAuthPlugin. `maxSkewS` > 0 refuses messages whose timestamp is further off (0: netaio's behaviour, no window). */
+function fieldOption(field) {
+  if (field === undefined || field === null) return null;
+  if (typeof field !== 'string' || field.length === 0 || field.includes('\0')) throw invalid('field must be a non-empty string without NUL');
+  return field;
+}
+
+/**
+ * netaio's HMACAuthPlugin. `maxSkewS` > 0 refuses messages whose timestamp is further off (0:
+ * netaio's behaviour, no window); `field`: the MAC's auth field (default 'hmac'; an inner HMAC
+ * under an outer one needs its own, netaio's and `norman msg serve --inner-secret` use 'hmac2').
+ */
 function netaioHmac(secret, opts) {
-  const { maxSkewS = 0 } = options(opts);
+  const { maxSkewS = 0, field = null } = options(opts);
   if (!Number.isInteger(maxSkewS) || maxSkewS < 0 || maxSkewS > 0xffffffff) throw invalid('maxSkewS must be a non-negative integer');
-  return new Layer('netaioHmac', keyBytes(secret, 'secret'), { maxSkewS });
+  return new Layer('netaioHmac', keyBytes(secret, 'secret'), { maxSkewS, field: fieldOption(field) });
 }
 
-/** netaio's Sha256StreamCipherPlugin (no integrity of its own: put a netaioHmac after it). */
+/** netaio's Sha256StreamCipherPlugin (no integrity of its own: put a netaioHmac after it); `field`: the IV's auth field (default 'iv'; inner: 'iv2' with encryptUri false). */
 function netaioCipher(key, opts) {
-  const { encryptUri = true } = options(opts);
+  const { encryptUri = true, field = null } = options(opts);
   if (typeof encryptUri !== 'boolean') throw invalid('encryptUri must be a boolean');
-  return new Layer('netaioCipher', keyBytes(key, 'key'), { encryptUri });
+  return new Layer('netaioCipher', keyBytes(key, 'key'), { encryptUri, field: fieldOption(field) });
 }
 
-/** libnorman's ChaCha20-Poly1305 layer; `key` is exactly 32 bytes (libnorman peers only). */
-function aead(key) {
+/** libnorman's ChaCha20-Poly1305 layer; `key` is exactly 32 bytes (libnorman peers only). Inner use: `{ field: 'aead2', encryptUri: false }`. */
+function aead(key, opts) {
   if (!(key instanceof Uint8Array)) throw invalid('the AEAD key must be 32 bytes (a Buffer or Uint8Array)');
   if (key.length !== 32) throw invalid(`the AEAD key must be exactly 32 bytes, not ${key.length}`);
-  return new Layer('aead', Buffer.from(key), {});
+  const { encryptUri = true, field = null } = options(opts);
+  if (typeof encryptUri !== 'boolean') throw invalid('encryptUri must be a boolean');
+  return new Layer('aead', Buffer.from(key), { encryptUri, field: fieldOption(field) });
 }
 
 /** A layer, an array of layers (the first seals first, as netaio's cipher-then-HMAC), or nothing. */
@@ -274,9 +286,16 @@ function nativeLayers(layers, name) {
   try {
     for (const l of list) {
       const key = LAYER_SECRET.get(l);
-      if (l.kind === 'netaioHmac') check(fns.norman_msg_layers_add_netaio_hmac(handle, key, key.length, l.maxSkewS));
-      else if (l.kind === 'netaioCipher') check(fns.norman_msg_layers_add_netaio_cipher(handle, key, key.length, l.encryptUri));
-      else check(fns.norman_msg_layers_add_aead(handle, key, key.length));
+      // The *_field forms only when a field is named: a library without them still has the rest.
+      if (l.kind === 'netaioHmac') {
+        check(l.field ? fns.norman_msg_layers_add_netaio_hmac_field(handle, key, key.length, l.maxSkewS, l.field) : fns.norman_msg_layers_add_netaio_hmac(handle, key, key.length, l.maxSkewS));
+      } else if (l.kind === 'netaioCipher') {
+        check(l.field ? fns.norman_msg_layers_add_netaio_cipher_field(handle, key, key.length, l.encryptUri, l.field) : fns.norman_msg_layers_add_netaio_cipher(handle, key, key.length, l.encryptUri));
+      } else if (l.field || !l.encryptUri) {
+        check(fns.norman_msg_layers_add_aead_field(handle, key, key.length, l.encryptUri, l.field));
+      } else {
+        check(fns.norman_msg_layers_add_aead(handle, key, key.length));
+      }
     }
   } catch (e) {
     fns.norman_msg_layers_free(handle);

@@ -19,10 +19,11 @@ before(async () => {
   const keyFile = path.join(dir, 'aead.key');
   fs.writeFileSync(keyFile, AEAD_KEY);
   const serve = (...extra) => startListening(['msg', 'serve', '--listen', '127.0.0.1:0', ...extra]);
-  [servers.plain, servers.netaio, servers.aead] = await Promise.all([
+  [servers.plain, servers.netaio, servers.aead, servers.inner] = await Promise.all([
     serve(),
     serve('--secret', 'node-secret', '--cipher-key', 'node-cipher'),
     serve('--aead-key-file', keyFile),
+    serve('--secret', 'outer', '--inner-secret', 'inner-secret', '--inner-cipher-key', 'inner-key'),
   ]);
   client = new Client();
 });
@@ -46,25 +47,29 @@ async function rejectsWith(promise, code) {
 }
 
 const NETAIO = [netaioCipher('node-cipher'), netaioHmac('node-secret')];
+const INNER = [netaioCipher('inner-key', { field: 'iv2', encryptUri: false }), netaioHmac('inner-secret', { field: 'hmac2' })];
 
 test('echo requests against norman msg serve with each layer setting', async () => {
   const cases = [
     ['plain', servers.plain, undefined, undefined],
     ['netaio cipher + hmac', servers.netaio, NETAIO, undefined],
     ['aead', servers.aead, aead(AEAD_KEY), undefined],
+    // The CLI's per-handler layers: a cipher on field iv2 (uri in the clear), an HMAC on hmac2.
+    ['outer hmac, per-call inner cipher + hmac', servers.inner, netaioHmac('outer'), INNER],
   ];
-  for (const [name, server, layers] of cases) {
+  for (const [name, server, layers, inner] of cases) {
     const conn = await client.msgConnect(server.addr, { layers });
+    const opts = inner ? { layers: inner } : undefined;
     try {
       const body = pattern(1024, name.length);
-      const reply = await conn.request(MsgType.REQUEST_URI, 'echo', body);
+      const reply = await conn.request(MsgType.REQUEST_URI, 'echo', body, opts);
       assert.ok(reply instanceof Msg);
       assert.equal(reply.type, MsgType.RESPOND_URI, name);
       assert.equal(reply.uri, 'echo');
       assert.deepEqual(reply.content, body, name);
       // Stored and read back: CREATE answers OK, REQUEST the content.
-      assert.equal((await conn.request('CREATE_URI', `k-${name}`, 'value')).type, MsgType.OK);
-      assert.equal((await conn.request('REQUEST_URI', `k-${name}`)).text(), 'value');
+      assert.equal((await conn.request('CREATE_URI', `k-${name}`, 'value', opts)).type, MsgType.OK);
+      assert.equal((await conn.request('REQUEST_URI', `k-${name}`, null, opts)).text(), 'value');
     } finally {
       await conn.close();
     }
@@ -72,6 +77,16 @@ test('echo requests against norman msg serve with each layer setting', async () 
 });
 
 test('a wrong key or secret is refused, never answered as if right', async () => {
+  const noInner = await client.msgConnect(servers.inner.addr, { layers: netaioHmac('outer') });
+  try {
+    const e = await noInner.request('REQUEST_URI', 'echo', 'x', { timeoutMs: 3000 }).then(
+      () => null,
+      (err) => err,
+    );
+    assert.ok(e instanceof NormanError, 'a request without the handler layers must fail');
+  } finally {
+    await noInner.close();
+  }
   const conn = await client.msgConnect(servers.netaio.addr, { layers: [netaioCipher('node-cipher'), netaioHmac('wrong')] });
   try {
     const e = await rejectsWith(conn.request('REQUEST_URI', 'echo', 'x', { timeoutMs: 3000 }), 'NORMAN_ERROR_MSG_REMOTE');
