@@ -814,11 +814,7 @@ class PendingRequest {
     if (this.done) return;
     this.done = true;
     if (rc === 0) return this.resolve(reply);
-    const extra = reply ? { reply } : undefined;
-    if (rc === RESULT.NORMAN_ERROR_MSG_REMOTE && reply) {
-      text = `${text ? `${text}: ` : ''}${reply.typeName} ${JSON.stringify(reply.content.toString('utf8').slice(0, 200))}`;
-    }
-    this.reject(errorOf(rc, text, extra));
+    this.reject(errorOf(rc, text, reply ? { reply } : undefined));
   }
 }
 
@@ -981,9 +977,7 @@ class MsgNode {
       const reply = await (aborted ? Promise.race([job, aborted]) : job);
       const msg = reply.reply ? new Msg(reply.reply[0], Buffer.from(reply.reply[1]), Buffer.from(reply.reply[2])) : null;
       if (reply.rc === 0) return msg;
-      let text = reply.msg;
-      if (reply.rc === RESULT.NORMAN_ERROR_MSG_REMOTE && msg) text = `${text ? `${text}: ` : ''}${msg.typeName} ${JSON.stringify(msg.text().slice(0, 200))}`;
-      throw errorOf(reply.rc, text, msg ? { reply: msg } : undefined);
+      throw errorOf(reply.rc, reply.msg, msg ? { reply: msg } : undefined);
     } finally {
       if (onAbort) signal.removeEventListener('abort', onAbort);
     }

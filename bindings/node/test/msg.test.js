@@ -3,6 +3,7 @@
 // deadlines, ordered sends, notifications ending on close, UDP nodes with peers on loopback, bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -144,7 +145,8 @@ test('subscribe to norman msg serve: notifications arrive, and the iterator ends
 });
 
 test('a Node server and a Node client: async handlers, thrown errors, once, per-handler layers', async () => {
-  const secret = [netaioHmac('handler-secret')];
+  // Inner HMAC under the outer one: its own MAC field, as netaio nests them.
+  const secret = [netaioHmac('handler-secret', { field: 'hmac2' })];
   const server = client.msgServer({ layers: NETAIO });
   const seen = [];
   server
@@ -190,7 +192,7 @@ test('a Node server and a Node client: async handlers, thrown errors, once, per-
     assert.equal(e.reply.type, MsgType.NOT_FOUND);
 
     assert.equal((await conn.request('REQUEST_URI', 'sealed', 'x', { layers: secret })).text(), 'inner ok x');
-    e = await conn.request('REQUEST_URI', 'sealed', 'x', { layers: [netaioHmac('other')], timeoutMs: 2000 }).then(
+    e = await conn.request('REQUEST_URI', 'sealed', 'x', { layers: [netaioHmac('other', { field: 'hmac2' })], timeoutMs: 2000 }).then(
       () => null,
       (err) => err,
     );
@@ -336,7 +338,11 @@ test('UDP nodes on loopback: request, unhandled datagrams, peers', async () => {
 });
 
 test('UDP peer discovery over multicast pinned to 127.0.0.1', async () => {
-  const group = '239.255.77.77';
+  // The group on a port of its own (free now), where nodes bound to different ports meet.
+  const probe = dgram.createSocket('udp4');
+  await new Promise((r) => probe.bind(0, '127.0.0.1', r));
+  const group = `239.255.77.77:${probe.address().port}`;
+  await new Promise((r) => probe.close(r));
   const make = () => client.msgNode({ bind: '127.0.0.1:0', group, multicastIf: '127.0.0.1' });
   const a = make();
   const b = make();
