@@ -70,6 +70,9 @@ $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_route
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_backend.c -o "$out/test_backend_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
+$cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_bson.c -o "$out/test_bson_asan" \
+    -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
+$cc "${cflags[@]}" tests/c/test_bson.c -o "$out/test_bson_static" "$lib_dir/libnorman.a" "${static_libs[@]}" -lpthread
 $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnorman.a" "${static_libs[@]}"
 # Built, not run (scripts/bench-c.sh runs it): so the benchmark never rots.
 $cc "${cflags[@]}" tests/c/bench.c -o "$out/bench" "$lib_dir/libnorman.a" "${static_libs[@]}"
@@ -108,6 +111,12 @@ echo "== C: test_routes: the token goes to the base URL only (shared library, Ad
 "$out/test_routes_asan"
 echo "== C: test_ffi (static library through pkg-config --static)"
 "$out/test_ffi_static_pc"
+# BSON frames: C <-> C, raw and killed peers, `norman bson serve`, py-bson peers (the venv when
+# NORMAN_TEST_PYTHON is set; skipped with a message otherwise, unless NORMAN_REQUIRE_PYTHON=1).
+echo "== C: test_bson (shared library, AddressSanitizer)"
+"$out/test_bson_asan"
+echo "== C: test_bson (static library)"
+"$out/test_bson_static"
 
 serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
 if "$serve_bin" serve --help >/dev/null 2>&1; then
