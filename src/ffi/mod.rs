@@ -31,6 +31,7 @@ pub mod memory;
 
 pub mod bson;
 pub mod bson_conn;
+pub mod msg;
 
 use std::ffi::c_char;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The Node part of the messaging benchmark (MSG_CAPI.md, scripts/bench-msg-bindings.sh): against one
 // `norman msg serve` (plain), N sequential 1 KiB echo requests (each awaited before the next), then M
-// pipelined 1 KiB one-way PUBLISH_URI messages sent as fast as the connection takes them, with one
+// pipelined 1 KiB one-way NOTIFY_URI messages (which the broker takes without answering) sent as fast as the connection takes them, with one
 // request at the end as the barrier that all were processed. Prints exactly one line:
 //   MSGBENCH lang=node seq_req_per_s=<float> pipelined_msg_per_s=<float>
 //
@@ -53,7 +53,7 @@ try {
   t = process.hrtime.bigint();
   const window = [];
   for (let i = 0; i < pipelined; i++) {
-    window.push(conn.send(MsgType.PUBLISH_URI, 'bench', payload));
+    window.push(conn.send(MsgType.NOTIFY_URI, 'bench', payload));
     if (window.length >= 8192) await window.shift();
   }
   await Promise.all(window);
