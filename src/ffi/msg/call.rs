@@ -2,6 +2,7 @@
 //! once, now or later, from any thread.
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,7 +22,8 @@ pub struct norman_msg_call {
 }
 
 pub(crate) enum Via {
-    Tcp(Call),
+    /// The connection, and the server's closed flag (set before its shutdown starts).
+    Tcp(Call, Arc<AtomicBool>),
     Udp(Datagram),
 }
 
@@ -40,7 +42,12 @@ impl norman_msg_call {
         // The handler's layers first; the server or node seals with its instance layers.
         self.inner.seal(&mut m)?;
         match self.via {
-            Via::Tcp(call) => run_soon(&self.shared, async move { call.send(m).await }).map(drop),
+            Via::Tcp(call, closed) => {
+                if closed.load(Ordering::Acquire) {
+                    return Err(FfiError::new(NORMAN_CLOSED, "the server is closed"));
+                }
+                run_soon(&self.shared, async move { call.send(m).await }).map(drop)
+            }
             Via::Udp(d) => {
                 let node = d
                     .node()
@@ -78,7 +85,7 @@ pub unsafe extern "C" fn norman_msg_call_message(
 pub unsafe extern "C" fn norman_msg_call_conn_id(c: *const norman_msg_call) -> u64 {
     // SAFETY: NULL or a live call.
     guard_value(0, || match unsafe { c.as_ref() }.map(|c| &c.via) {
-        Some(Via::Tcp(call)) => call.conn_id(),
+        Some(Via::Tcp(call, _)) => call.conn_id(),
         _ => 0,
     })
 }
@@ -98,7 +105,7 @@ pub unsafe extern "C" fn norman_msg_call_peer(
         let c = unsafe { arg(c, "call") }?;
         let buf = unsafe { arg_buf(buf.cast::<u8>(), capacity, "buf") }?;
         let text = match &c.via {
-            Via::Tcp(call) => call.peer().to_string(),
+            Via::Tcp(call, _) => call.peer().to_string(),
             Via::Udp(d) => d.from.to_string(),
         };
         if text.len() + 1 > buf.len() {
@@ -115,7 +122,7 @@ pub unsafe extern "C" fn norman_msg_call_peer(
 
 fn tcp(c: &norman_msg_call) -> FfiResult<&Call> {
     match &c.via {
-        Via::Tcp(call) => Ok(call),
+        Via::Tcp(call, _) => Ok(call),
         Via::Udp(_) => Err(FfiError::invalid("a UDP call has no connection to subscribe")),
     }
 }

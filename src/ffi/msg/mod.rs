@@ -136,9 +136,12 @@ pub(crate) fn run_soon<T: Send + 'static>(
     fut: impl Future<Output = crate::Result<T>> + Send + 'static,
 ) -> FfiResult<Option<T>> {
     shared.check_open()?;
-    let _ctx = shared.handle.enter();
     let mut fut = Box::pin(fut);
-    if let Some(r) = (&mut fut).now_or_never() {
+    let polled = {
+        let _ctx = shared.handle.enter();
+        (&mut fut).now_or_never()
+    };
+    if let Some(r) = polled {
         return r.map(Some).map_err(FfiError::from);
     }
     if shared.check_blocking_allowed().is_ok() {

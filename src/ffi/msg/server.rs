@@ -2,6 +2,7 @@
 //! callback thread.
 
 use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,12 +19,14 @@ use crate::msg::{handler, Call, Key, Layers, Message, MessageType, Server, Serve
 pub struct norman_msg_server {
     shared: Arc<ClientShared>,
     server: Server,
+    closed: Arc<AtomicBool>,
 }
 
 impl norman_msg_server {
     /// Stops listening and closes every connection: waits (up to about 6 s) where it may block,
     /// otherwise leaves it to a task.
     fn shut(&self) {
+        self.closed.store(true, Ordering::Release);
         if self.shared.check_open().is_err() {
             return; // the client's runtime is gone, and the server's tasks with it
         }
@@ -64,7 +67,8 @@ pub unsafe extern "C" fn norman_msg_server_new(
         let layers = unsafe { opt_layers(outer) };
         client.shared().check_open()?;
         let server = Server::new(ServerConfig { layers, ..ServerConfig::default() });
-        out.write(into_handle(norman_msg_server { shared: client.shared().clone(), server }));
+        let closed = Arc::new(AtomicBool::new(false));
+        out.write(into_handle(norman_msg_server { shared: client.shared().clone(), server, closed }));
         Ok(())
     })
 }
@@ -138,9 +142,10 @@ pub unsafe extern "C" fn norman_msg_server_on(
         };
         let (entry, once) = checked_entry(&s.shared, flags, handler_fn, userdata, userdata_free)?;
         let inner = unsafe { opt_layers(inner) };
-        let (shared, layers) = (s.shared.clone(), inner.clone());
+        let (shared, layers, closed) = (s.shared.clone(), inner.clone(), s.closed.clone());
         let f = move |msg: Message, call: Call| {
-            entry.deliver(norman_msg_call::new(shared.clone(), msg, layers.clone(), Via::Tcp(call)));
+            let via = Via::Tcp(call, closed.clone());
+            entry.deliver(norman_msg_call::new(shared.clone(), msg, layers.clone(), via));
             std::future::ready(None)
         };
         s.server.route(key, inner, once, handler(f));
