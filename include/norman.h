@@ -1356,6 +1356,7 @@ enum norman_result norman_bson_send_json(const struct norman_bson_conn *c, const
  *   still in step (the next call reads the next document).
  * - NORMAN_ERROR_STATE: after TRUNCATED, OVERSIZE, PROTOCOL or a cut `norman_bson_recv_exact`, the
  *   stream is out of step: every later receive returns this; close the connection.
+ * - NORMAN_ERROR_CANCELLED: the client was closed (`norman_client_close`), as every blocking call.
  *
  * Ownership: `*doc_out` receives a new document: free it with `norman_bson_doc_free`.
  * Threads: any thread except the client's callback thread or a runtime worker
