@@ -6,10 +6,11 @@ export type NormanErrorCode =
   | 'NORMAN_ERROR_NULL_ARGUMENT' | 'NORMAN_ERROR_INVALID_ARGUMENT' | 'NORMAN_ERROR_INVALID_UTF8'
   | 'NORMAN_ERROR_INVALID_JSON' | 'NORMAN_ERROR_INVALID_CONFIG' | 'NORMAN_ERROR_INVALID_PAIRING'
   | 'NORMAN_ERROR_STATE' | 'NORMAN_ERROR_WRONG_THREAD' | 'NORMAN_ERROR_BUSY' | 'NORMAN_ERROR_CANCELLED'
-  | 'NORMAN_ERROR_BUFFER_TOO_SMALL' | 'NORMAN_ERROR_HTTP_STATUS' | 'NORMAN_ERROR_HTTP_UNAUTHORIZED'
+  | 'NORMAN_ERROR_BUFFER_TOO_SMALL' | 'NORMAN_CLOSED' | 'NORMAN_ERROR_INVALID_BSON' | 'NORMAN_ERROR_HTTP_STATUS' | 'NORMAN_ERROR_HTTP_UNAUTHORIZED'
   | 'NORMAN_ERROR_HTTP_NOT_FOUND' | 'NORMAN_ERROR_DECODE' | 'NORMAN_ERROR_CONNECT' | 'NORMAN_ERROR_TIMEOUT'
   | 'NORMAN_ERROR_IO' | 'NORMAN_ERROR_NETWORK' | 'NORMAN_ERROR_TRUNCATED' | 'NORMAN_ERROR_OVERSIZE'
   | 'NORMAN_ERROR_KEYSTREAM_EXHAUSTED' | 'NORMAN_ERROR_AUTH_HEADER_MISMATCH' | 'NORMAN_ERROR_CHECKSUM_MISMATCH'
+  | 'NORMAN_ERROR_PROTOCOL' | 'NORMAN_ERROR_MSG_AUTH' | 'NORMAN_ERROR_DECRYPT' | 'NORMAN_ERROR_MSG_REMOTE'
   | 'NORMAN_ERROR_PANIC' | 'NORMAN_ERROR_INTERNAL' | 'NORMAN_ERROR_LIBRARY' | 'NORMAN_ERROR_UNKNOWN';
 
 export class NormanError extends Error {
@@ -20,6 +21,8 @@ export class NormanError extends Error {
   readonly result: number;
   /** The HTTP status, for errors made from a non-2xx answer by requestJson() and the typed calls. */
   readonly status?: number;
+  /** NORMAN_ERROR_MSG_REMOTE: the peer's answer (ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED). */
+  readonly reply?: Msg;
 }
 
 /** norman_result numbers by code name. */
@@ -490,7 +493,244 @@ export class Client {
   pushFile(target: AssetTarget | InputTarget, path: string, options?: PushFileOptions): Promise<UploadResult>;
   /** Downloads target into the file at path (removed again on failure), inside the library. */
   retrieveFile(target: Target, path: string, options?: CallOptions): Promise<UploadResult>;
+
+  /** A message server: handle() its messages, then listen(). */
+  msgServer(options?: MsgServerOptions): MsgServer;
+  /** A TCP connection to a message server (netaio's wire). */
+  msgConnect(addr: string, options?: MsgConnectOptions): Promise<MsgConn>;
+  /** A UDP node (datagrams, multicast, peers). */
+  msgNode(options?: MsgNodeOptions): MsgNode;
+  /** A TCP connection carrying BSON documents (py-bson's framing). */
+  bsonConnect(addr: string, options?: BsonConnectOptions): Promise<BsonConn>;
+  /** Listens for BSON connections ('127.0.0.1:0' picks a port). */
+  bsonListen(addr: string, options?: BsonListenOptions): BsonListener;
 }
+
+// ---------- messaging (netaio 0.0.9's wire) ----------
+
+/** netaio's message types. */
+export const MsgType: {
+  readonly REQUEST_URI: 0; readonly RESPOND_URI: 1; readonly CREATE_URI: 2; readonly UPDATE_URI: 3;
+  readonly DELETE_URI: 4; readonly SUBSCRIBE_URI: 5; readonly UNSUBSCRIBE_URI: 6; readonly PUBLISH_URI: 7;
+  readonly NOTIFY_URI: 8; readonly ADVERTISE_PEER: 9; readonly OK: 10; readonly CONFIRM_SUBSCRIBE: 11;
+  readonly CONFIRM_UNSUBSCRIBE: 12; readonly PEER_DISCOVERED: 13; readonly ERROR: 20; readonly AUTH_ERROR: 23;
+  readonly NOT_FOUND: 24; readonly NOT_PERMITTED: 25; readonly DISCONNECT: 30;
+};
+export type MsgTypeName = keyof typeof MsgType;
+/** A MsgType name or number (0-255; application types are 31 and up). */
+export type MsgTypeLike = MsgTypeName | number;
+/** A uri: a string (sent as UTF-8) or raw bytes. */
+export type Uri = string | Uint8Array;
+/** Content: bytes, or a string (sent as UTF-8); null/undefined: empty. */
+export type Content = Uint8Array | string | null | undefined;
+
+/** One layer; the key is on no visible property (inspect and JSON show <redacted>). */
+export class Layer {
+  readonly kind: 'netaioHmac' | 'netaioCipher' | 'aead';
+  readonly maxSkewS?: number;
+  readonly encryptUri?: boolean;
+  /** The auth field it writes (null: its default, 'hmac' / 'iv' / 'aead'). */
+  readonly field?: string | null;
+  private constructor();
+}
+/** A layer, or layers in the order they seal (netaio's usual: [netaioCipher(k), netaioHmac(s)]). */
+export type Layers = Layer | Layer[];
+/** netaio's HMACAuthPlugin; maxSkewS > 0 refuses stale timestamps (0: netaio's behaviour). */
+export function netaioHmac(secret: string | Uint8Array, options?: { maxSkewS?: number; field?: string }): Layer;
+/** netaio's Sha256StreamCipherPlugin (no integrity of its own: use it under an HMAC). */
+export function netaioCipher(key: string | Uint8Array, options?: { encryptUri?: boolean; field?: string }): Layer;
+/** libnorman's ChaCha20-Poly1305 layer; the key is exactly 32 bytes. Inner: { field: 'aead2', encryptUri: false }. */
+export function aead(key: Uint8Array, options?: { encryptUri?: boolean; field?: string }): Layer;
+
+/** A received message. */
+export class Msg {
+  readonly type: number;
+  /** The MsgType name, or 'TYPE_<n>'. */
+  readonly typeName: string;
+  /** The uri as UTF-8 text; uriBytes: as received. */
+  readonly uri: string;
+  readonly uriBytes: Buffer;
+  readonly content: Buffer;
+  text(): string;
+  json<T = unknown>(): T;
+}
+
+/** One received message awaiting an answer (a handler's argument). */
+export class MsgCall {
+  readonly type: number;
+  readonly typeName: string;
+  readonly uri: string;
+  readonly uriBytes: Buffer;
+  readonly content: Buffer;
+  /** The TCP connection it came on (0 for UDP). */
+  readonly connId: number;
+  /** The sender, "ip:port". */
+  readonly peer: string;
+  /** True once answered (reply(), the handler's result, or dropped). */
+  readonly answered: boolean;
+  text(): string;
+  json<T = unknown>(): T;
+  /** An auth field of the message ('ts', 'nonce', ...), until answered. */
+  authField(name: string): Buffer | undefined;
+  /** Subscribes the sender's connection to `uri` (default: this call's). */
+  subscribe(uri?: Uri): void;
+  unsubscribe(uri?: Uri): void;
+  /** Answers now; the handler's return value is then ignored. */
+  reply(type: MsgTypeLike, content?: Content): void;
+}
+
+/** What a handler returns: content (sent as the natural answer: RESPOND_URI to REQUEST_URI, ...), an explicit type and content, or nothing (no answer). */
+export type MsgAnswer = Content | { type?: MsgTypeLike; content?: Content } | void;
+/** A handler; a thrown error answers ERROR (or its msgType: AUTH_ERROR, NOT_FOUND, NOT_PERMITTED) with its message. */
+export type MsgHandler = (call: MsgCall) => MsgAnswer | Promise<MsgAnswer>;
+export interface HandleOptions {
+  /** Inner layers of this handler (inside the server's). */
+  layers?: Layers;
+  /** Removed after its first message. */
+  once?: boolean;
+}
+
+export interface MsgServerOptions {
+  /** The instance layers of every connection. */
+  layers?: Layers;
+  /** SUBSCRIBE_URI / UNSUBSCRIBE_URI answered by the library. */
+  autoSubscribe?: boolean;
+}
+
+export class MsgServer {
+  readonly port: number;
+  readonly closed: boolean;
+  /** Routes `type` (and `uri`; null: any uri) to `handler`. */
+  handle(type: MsgTypeLike, uri: Uri | null, handler: MsgHandler, options?: HandleOptions): this;
+  autoSubscribe(on?: boolean): this;
+  /** Listens (default '127.0.0.1:0'); resolves with the port. Keeps the process alive until close() or unref(). */
+  listen(addr?: string): Promise<number>;
+  /** NOTIFY_URI to the subscribers of `uri`; how many it was queued for. */
+  notify(uri: Uri, content?: Content): number;
+  /** To every connected client; how many. */
+  broadcast(type: MsgTypeLike, uri: Uri, content?: Content): number;
+  ref(): this;
+  unref(): this;
+  /** Stops listening, closes every connection, frees the server. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface MsgConnectOptions {
+  layers?: Layers;
+  /** Deadline to connect (default 10000; -1: none). */
+  timeoutMs?: number;
+}
+export interface MsgRequestOptions extends CallOptions {
+  /** Deadline for the reply (default 30000; -1 or Infinity: none). */
+  timeoutMs?: number;
+  /** Per-call inner layers. */
+  layers?: Layers;
+}
+export interface MsgSendOptions {
+  layers?: Layers;
+}
+
+export class MsgConn {
+  readonly closed: boolean;
+  /** Resolves with the reply; a remote error rejects with NORMAN_ERROR_MSG_REMOTE (error.reply). */
+  request(type: MsgTypeLike, uri: Uri, content?: Content, options?: MsgRequestOptions): Promise<Msg>;
+  /** One message, no answer awaited; resolves once queued (sends keep their order). */
+  send(type: MsgTypeLike, uri: Uri, content?: Content, options?: MsgSendOptions): Promise<void>;
+  /** SUBSCRIBE_URI; then notifications() yields the uri's NOTIFY_URI messages. */
+  subscribe(uri: Uri, options?: MsgRequestOptions): Promise<Msg>;
+  unsubscribe(uri: Uri, options?: MsgRequestOptions): Promise<Msg>;
+  /** Unsolicited messages; ends when the connection closes. */
+  notifications(): AsyncIterableIterator<Msg>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<Msg>;
+  /** Closes: pending requests reject, notifications() ends. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface MsgNodeOptions {
+  /** UDP address to bind (default '127.0.0.1:0'). */
+  bind?: string;
+  /** Multicast group (none by default). */
+  group?: string | null;
+  /** Interface multicast goes out of, e.g. '127.0.0.1' (default: the kernel's). */
+  multicastIf?: string | null;
+  layers?: Layers;
+}
+export interface PeerInfo {
+  id: Buffer;
+  idHex: string;
+  /** "ip:port" */
+  addr: string;
+  data: Buffer;
+  lastSeenMsAgo: number;
+}
+export interface ManagePeersOptions {
+  id: Uint8Array | string;
+  data?: Content;
+  /** Advertise every N ms (default 20000). */
+  everyMs?: number;
+  /** Forget peers silent for N ms (default 60000). */
+  timeoutMs?: number;
+}
+
+export class MsgNode {
+  readonly port: number;
+  readonly closed: boolean;
+  /** As MsgServer.handle(); the answer goes to the sender. */
+  handle(type: MsgTypeLike, uri: Uri | null, handler: MsgHandler, options?: HandleOptions): this;
+  send(addr: string, type: MsgTypeLike, uri: Uri, content?: Content, options?: MsgSendOptions): void;
+  multicast(type: MsgTypeLike, uri: Uri, content?: Content, options?: MsgSendOptions): void;
+  request(addr: string, type: MsgTypeLike, uri: Uri, content?: Content, options?: MsgRequestOptions): Promise<Msg>;
+  managePeers(options: ManagePeersOptions): this;
+  peers(): PeerInfo[];
+  /** Datagrams no handler took; ends when the node closes. */
+  messages(): AsyncIterableIterator<Msg>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<Msg>;
+  close(): Promise<void>;
+}
+
+// ---------- BSON documents on a stream (py-bson's socket framing) ----------
+
+export interface BsonConnectOptions {
+  /** Largest document accepted (default 0: 16 MiB; at most 2^31-1). */
+  maxDoc?: number;
+  /** Deadline to connect (default 10000). */
+  timeoutMs?: number;
+}
+export interface BsonListenOptions {
+  maxDoc?: number;
+}
+export interface BsonReadOptions extends CallOptions {
+  /** Deadline (default: none); passing it with nothing read rejects NORMAN_ERROR_TIMEOUT. */
+  timeoutMs?: number;
+}
+
+export class BsonConn {
+  readonly closed: boolean;
+  /** The next document, exactly its bytes (decode with the npm bson package), or null at a clean end. */
+  read(options?: BsonReadOptions): Promise<Buffer | null>;
+  /** read() as relaxed Extended JSON, parsed. */
+  readJson<T = unknown>(options?: BsonReadOptions): Promise<T | null>;
+  /** Exactly n bytes. */
+  readExact(n: number, options?: BsonReadOptions): Promise<Buffer>;
+  /** One document (checked; NORMAN_ERROR_INVALID_BSON and nothing sent otherwise). */
+  write(doc: Uint8Array): Promise<void>;
+  /** A value (JSON.stringify'd) or relaxed Extended JSON text, as one document. */
+  writeJson(value: unknown): Promise<void>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer>;
+  close(): Promise<void>;
+}
+
+export class BsonListener {
+  readonly port: number;
+  readonly closed: boolean;
+  accept(options?: BsonReadOptions): Promise<BsonConn>;
+  close(): Promise<void>;
+}
+
+/** Relaxed Extended JSON of one document. */
+export function bsonToJson(doc: Uint8Array): string;
+/** One document from relaxed Extended JSON text or a value. */
+export function bsonFromJson(json: string | object): Buffer;
 
 /** A model to create: active, external Api answering Json to Post, one asset slot per name; no ids. */
 export function newModel(accountId: string, name: string, versionLabel: string, ...assetNames: string[]): Model;
@@ -529,5 +769,18 @@ declare const norman: {
   libraryPath: typeof libraryPath;
   libraryCandidates: typeof libraryCandidates;
   ABI_VERSION: 1;
+  MsgType: typeof MsgType;
+  Msg: typeof Msg;
+  MsgCall: typeof MsgCall;
+  MsgServer: typeof MsgServer;
+  MsgConn: typeof MsgConn;
+  MsgNode: typeof MsgNode;
+  netaioHmac: typeof netaioHmac;
+  netaioCipher: typeof netaioCipher;
+  aead: typeof aead;
+  BsonConn: typeof BsonConn;
+  BsonListener: typeof BsonListener;
+  bsonToJson: typeof bsonToJson;
+  bsonFromJson: typeof bsonFromJson;
 };
 export default norman;

@@ -20,5 +20,18 @@ export const {
   libraryPath,
   libraryCandidates,
   ABI_VERSION,
+  MsgType,
+  Msg,
+  MsgCall,
+  MsgServer,
+  MsgConn,
+  MsgNode,
+  netaioHmac,
+  netaioCipher,
+  aead,
+  BsonConn,
+  BsonListener,
+  bsonToJson,
+  bsonFromJson,
 } = norman;
 export default norman;

@@ -8,6 +8,8 @@ const { Writable, Readable } = require('node:stream');
 const native = require('./native.cjs');
 const { Executor } = require('./executor.cjs');
 const { NormanError, RESULT, errorOf, invalid } = require('./errors.cjs');
+const msg = require('./msg.cjs');
+const bson = require('./bson.cjs');
 
 const { koffi } = native;
 let executor = null;
@@ -21,6 +23,15 @@ function exec() {
     executor = new Executor(native.load().path, Math.max(4, Math.min(16, os.availableParallelism?.() ?? 4) * 2));
   }
   return executor;
+}
+
+// Calls that wait for the network without a bound of their own (pulling notifications, BSON
+// reads, accepts, connects) run on a second, larger pool, so that they never hold every thread of
+// the first one (closes and frees run there and must always find a thread).
+let waitExecutor = null;
+function waitExec() {
+  if (!waitExecutor) waitExecutor = new Executor(native.load().path, 64);
+  return waitExecutor;
 }
 
 /** Throws the NormanError of a failed synchronous call made on this (the main) thread. */
@@ -181,10 +192,25 @@ function freeChild(rec) {
   else lib().norman_download_free(rec.handle);
 }
 
+const MSG_FREE = {
+  server: 'norman_msg_server_free',
+  conn: 'norman_msg_conn_free',
+  node: 'norman_msg_node_free',
+  bson: 'norman_bson_conn_free',
+  listener: 'norman_bson_listener_free',
+};
+
 function freeClientState(state) {
   if (state.freed) return;
   for (const rec of state.children) freeChild(rec);
   state.children.clear();
+  for (const rec of state.msgChildren) {
+    if (!rec.freed) {
+      rec.freed = true;
+      msg.msgFns()[MSG_FREE[rec.kind]](rec.handle);
+    }
+  }
+  state.msgChildren.clear();
   state.freed = true;
   lib().norman_client_free(state.handle);
 }
@@ -381,7 +407,8 @@ class Client {
     const handle = buildConfig(config);
     this.#token = (config && config.token) || null;
     this._baseUrl = config && config.baseUrl !== undefined ? config.baseUrl : undefined;
-    this._state = { handle, children: new Set(), freed: false };
+    this._state = { handle, children: new Set(), msgChildren: new Set(), freed: false };
+    this._msgObjects = new Set();
     this._closing = null;
     this._ops = new Map(); // op id -> { resolve, reject, what }
     this._pumping = null;
@@ -407,12 +434,64 @@ class Client {
   }
 
   /** Runs a job on an executor thread, tracked so close() waits for it. */
-  _run(op, args) {
-    const p = exec().run(op, args);
+  _run(op, args, pool = exec()) {
+    const p = pool.run(op, args);
     this._jobs.add(p);
     const forget = () => this._jobs.delete(p);
     p.then(forget, forget);
     return p;
+  }
+
+  /** Records a messaging or BSON handle (and its object, which close() closes first). */
+  _adoptMsg(kind, handle, obj) {
+    const rec = { kind, handle, freed: false };
+    this._state.msgChildren.add(rec);
+    if (obj) this._msgObjects.add(obj);
+    return rec;
+  }
+
+  /** Closes (a server) and frees a messaging handle on an executor thread: never on this thread,
+   * which the callback thread may be waiting for. */
+  async _freeMsg(rec, obj) {
+    if (obj) this._msgObjects.delete(obj);
+    if (rec.freed) return;
+    if (rec.kind === 'server') await this._run('msg_close', ['server', rec.handle]);
+    if (rec.freed) return;
+    rec.freed = true;
+    this._state.msgChildren.delete(rec);
+    await this._run('msg_free', [rec.kind, rec.handle]);
+  }
+
+  // ----- messaging and BSON (lib/msg.cjs, lib/bson.cjs) -----
+
+  /** A message server; handle() its messages, then listen(). `{ layers, autoSubscribe }`. */
+  msgServer(options) {
+    return new msg.MsgServer(this, options);
+  }
+
+  /** A TCP connection to a message server; `{ layers, timeoutMs }` (default 10 s to connect). */
+  msgConnect(addr, options) {
+    return msg.connect(this, addr, options);
+  }
+
+  /** A UDP node: `{ bind ('127.0.0.1:0'), group, multicastIf, layers }`. */
+  msgNode(options) {
+    return new msg.MsgNode(this, options);
+  }
+
+  /** A TCP connection carrying BSON documents; `{ maxDoc, timeoutMs }`. */
+  bsonConnect(addr, options) {
+    return bson.bsonConnect(this, addr, options);
+  }
+
+  /** Listens for BSON connections on `addr` ('127.0.0.1:0' picks a port); `{ maxDoc }`. */
+  bsonListen(addr, options) {
+    return new bson.BsonListener(this, addr, options);
+  }
+
+  /** _run() on the pool of calls that wait for the network. */
+  _runWait(op, args) {
+    return this._run(op, args, waitExec());
   }
 
   _adopt(kind, handle) {
@@ -903,6 +982,8 @@ class Client {
       // Ends every operation, the calls executor threads are blocked in too (a write, a read, an
       // open waiting on the server), so the wait below is short; freeing the uploads and downloads
       // after it resets their connections.
+      // Messaging first: servers stop, connections close (their pending requests reject).
+      await Promise.allSettled([...this._msgObjects].map((o) => o.close()));
       if (!state.freed) lib().norman_client_close(state.handle);
       while (this._jobs.size > 0 || this._pumping) {
         await Promise.allSettled([...this._jobs, this._pumping]);
@@ -1200,5 +1281,18 @@ module.exports = {
   version,
   libraryPath,
   libraryCandidates: () => native.candidates().map(([origin, path]) => ({ origin, path })),
+  MsgType: msg.MsgType,
+  Msg: msg.Msg,
+  MsgCall: msg.MsgCall,
+  MsgServer: msg.MsgServer,
+  MsgConn: msg.MsgConn,
+  MsgNode: msg.MsgNode,
+  netaioHmac: msg.netaioHmac,
+  netaioCipher: msg.netaioCipher,
+  aead: msg.aead,
+  BsonConn: bson.BsonConn,
+  BsonListener: bson.BsonListener,
+  bsonToJson: bson.bsonToJson,
+  bsonFromJson: bson.bsonFromJson,
   ABI_VERSION: native.ABI_VERSION,
 };

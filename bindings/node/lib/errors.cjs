@@ -15,6 +15,8 @@ const RESULTS = Object.freeze({
   10: 'NORMAN_ERROR_CANCELLED',
   11: 'NORMAN_NO_EVENT',
   12: 'NORMAN_ERROR_BUFFER_TOO_SMALL',
+  13: 'NORMAN_CLOSED',
+  14: 'NORMAN_ERROR_INVALID_BSON',
   100: 'NORMAN_ERROR_HTTP_STATUS',
   101: 'NORMAN_ERROR_HTTP_UNAUTHORIZED',
   102: 'NORMAN_ERROR_HTTP_NOT_FOUND',
@@ -28,6 +30,10 @@ const RESULTS = Object.freeze({
   206: 'NORMAN_ERROR_KEYSTREAM_EXHAUSTED',
   207: 'NORMAN_ERROR_AUTH_HEADER_MISMATCH',
   208: 'NORMAN_ERROR_CHECKSUM_MISMATCH',
+  209: 'NORMAN_ERROR_PROTOCOL',
+  210: 'NORMAN_ERROR_MSG_AUTH',
+  211: 'NORMAN_ERROR_DECRYPT',
+  212: 'NORMAN_ERROR_MSG_REMOTE',
   900: 'NORMAN_ERROR_PANIC',
   901: 'NORMAN_ERROR_INTERNAL',
 });
@@ -42,7 +48,7 @@ class NormanError extends Error {
   /**
    * @param {number} result a norman_result number (901 for LIBRARY errors)
    * @param {string} message the library's message, or the binding's own for checks made in JS
-   * @param {{code?: string, status?: number, cause?: unknown}} [extra]
+   * @param {{code?: string, status?: number, cause?: unknown, reply?: unknown}} [extra]
    */
   constructor(result, message, extra = {}) {
     super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
@@ -50,6 +56,8 @@ class NormanError extends Error {
     this.result = result;
     this.code = extra.code || RESULTS[result] || 'NORMAN_ERROR_UNKNOWN';
     if (extra.status !== undefined) this.status = extra.status;
+    // NORMAN_ERROR_MSG_REMOTE: the peer's answer (ERROR, AUTH_ERROR, NOT_FOUND, NOT_PERMITTED).
+    if (extra.reply !== undefined) this.reply = extra.reply;
   }
 }
 

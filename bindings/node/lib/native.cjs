@@ -112,6 +112,77 @@ const SIGNATURES = [
   'int32_t norman_checksum(void *data, size_t len, _Out_ uint64_t *digest)',
 ];
 
+// Messaging and BSON (issue 13): declared on first use, so that a library without them still serves
+// everything else. Callback parameters are `void *` (the pointer koffi.register returns) and their
+// userdata an integer id (`uintptr_t`: the same register as a pointer on every supported ABI).
+// Byte ranges whose pointer may come from a JS string are `const char *` (koffi encodes the string
+// without a JS allocation; a Buffer passes its own memory); others are `const void *`.
+const MSG_SIGNATURES = [
+  'void norman_string_free(void *s)',
+  'void norman_bytes_free(void *p, size_t len)',
+  'int32_t norman_msg_layers_new(_Out_ void **out)',
+  'int32_t norman_msg_layers_add_netaio_hmac(void *l, const void *secret, size_t len, uint32_t max_skew_s)',
+  'int32_t norman_msg_layers_add_netaio_cipher(void *l, const void *key, size_t len, bool encrypt_uri)',
+  'int32_t norman_msg_layers_add_aead(void *l, const void *key, size_t len)',
+  'int32_t norman_msg_layers_add_netaio_hmac_field(void *l, const void *secret, size_t len, uint32_t max_skew_s, const char *field)',
+  'int32_t norman_msg_layers_add_netaio_cipher_field(void *l, const void *key, size_t len, bool encrypt_uri, const char *field)',
+  'int32_t norman_msg_layers_add_aead_field(void *l, const void *key, size_t len, bool encrypt_uri, const char *field)',
+  'void norman_msg_layers_free(void *l)',
+  'uint8_t norman_msg_type_of(void *m)',
+  'int32_t norman_msg_uri(void *m, _Out_ void **p, _Out_ size_t *len)',
+  'int32_t norman_msg_content(void *m, _Out_ void **p, _Out_ size_t *len)',
+  'int32_t norman_msg_auth_field(void *m, const char *name, _Out_ void **p, _Out_ size_t *len)',
+  'void norman_msg_free(void *m)',
+  'int32_t norman_msg_server_new(void *client, void *outer, _Out_ void **out)',
+  'int32_t norman_msg_server_on(void *s, uint8_t type, const char *uri, size_t uri_len, void *inner, uint32_t flags, void *handler, uintptr_t ud, void *ud_free)',
+  'int32_t norman_msg_server_auto_subscribe(void *s, bool on)',
+  'int32_t norman_msg_server_listen(void *s, const char *addr, _Out_ uint16_t *port)',
+  'int32_t norman_msg_server_notify(void *s, const char *uri, size_t uri_len, const void *content, size_t len, _Out_ size_t *delivered)',
+  'int32_t norman_msg_server_broadcast(void *s, uint8_t type, const char *uri, size_t uri_len, const void *content, size_t len, _Out_ size_t *delivered)',
+  'int32_t norman_msg_server_close(void *s)',
+  'void norman_msg_server_free(void *s)',
+  'int32_t norman_msg_call_message(void *c, _Out_ void **msg)',
+  'uint64_t norman_msg_call_conn_id(void *c)',
+  'int32_t norman_msg_call_peer(void *c, _Out_ uint8_t *buf, size_t capacity)',
+  'int32_t norman_msg_call_subscribe(void *c, const char *uri, size_t len)',
+  'int32_t norman_msg_call_unsubscribe(void *c, const char *uri, size_t len)',
+  'int32_t norman_msg_call_reply(void *c, uint8_t type, const void *content, size_t len)',
+  'void norman_msg_call_free(void *c)',
+  'int32_t norman_msg_connect(void *client, const char *addr, void *outer, int32_t timeout_ms, _Out_ void **out)',
+  'int32_t norman_msg_conn_send(void *c, uint8_t type, const char *uri, size_t uri_len, const void *content, size_t len, void *inner)',
+  'int32_t norman_msg_conn_request_async(void *c, uint8_t type, const char *uri, size_t uri_len, const void *content, size_t len, void *inner, int32_t timeout_ms, void *cb, uintptr_t ud, void *ud_free, _Out_ uint64_t *op)',
+  'int32_t norman_event_take_msg(void *event, _Out_ void **msg)',
+  'int32_t norman_msg_conn_next(void *c, int32_t timeout_ms, _Out_ void **msg)',
+  'int32_t norman_msg_conn_close(void *c)',
+  'void norman_msg_conn_free(void *c)',
+  'int32_t norman_msg_node_new(void *client, const char *bind, const char *group, const char *multicast_if, void *outer, _Out_ void **out)',
+  'int32_t norman_msg_node_port(void *n, _Out_ uint16_t *port)',
+  'int32_t norman_msg_node_on(void *n, uint8_t type, const char *uri, size_t uri_len, void *inner, uint32_t flags, void *handler, uintptr_t ud, void *ud_free)',
+  'int32_t norman_msg_node_send_to(void *n, const char *addr, uint8_t type, const char *uri, size_t uri_len, const void *content, size_t len, void *inner)',
+  'int32_t norman_msg_node_multicast(void *n, uint8_t type, const char *uri, size_t uri_len, const void *content, size_t len, void *inner)',
+  'int32_t norman_msg_node_request(void *n, const char *addr, uint8_t type, const char *uri, size_t uri_len, const void *content, size_t len, void *inner, int32_t timeout_ms, _Out_ void **reply)',
+  'int32_t norman_msg_node_manage_peers(void *n, const void *id, size_t id_len, const void *data, size_t data_len, uint32_t every_ms, uint32_t timeout_ms)',
+  'int32_t norman_msg_node_peers_json(void *n, _Out_ void **json)',
+  'int32_t norman_msg_node_next(void *n, int32_t timeout_ms, _Out_ void **msg)',
+  'int32_t norman_msg_node_close(void *n)',
+  'void norman_msg_node_free(void *n)',
+  'int32_t norman_bson_connect(void *client, const char *addr, size_t max_doc, int32_t timeout_ms, _Out_ void **out)',
+  'int32_t norman_bson_listen(void *client, const char *addr, size_t max_doc, _Out_ void **out)',
+  'int32_t norman_bson_listener_port(void *l, _Out_ uint16_t *port)',
+  'int32_t norman_bson_accept(void *l, int32_t timeout_ms, _Out_ void **out)',
+  'void norman_bson_listener_free(void *l)',
+  'int32_t norman_bson_send(void *c, const void *doc, size_t len)',
+  'int32_t norman_bson_send_json(void *c, const char *json)',
+  'int32_t norman_bson_recv(void *c, int32_t timeout_ms, _Out_ void **doc)',
+  'int32_t norman_bson_doc_data(void *d, _Out_ void **data, _Out_ size_t *len)',
+  'void norman_bson_doc_free(void *d)',
+  'int32_t norman_bson_recv_exact(void *c, void *buf, size_t n, int32_t timeout_ms)',
+  'int32_t norman_bson_to_json(const void *doc, size_t len, _Out_ void **json)',
+  'int32_t norman_bson_from_json(const char *json, _Out_ void **doc, _Out_ size_t *len)',
+  'int32_t norman_bson_conn_close(void *c)',
+  'void norman_bson_conn_free(void *c)',
+];
+
 /** Declares every function of the list on a loaded library: { norman_xxx: fn }. */
 function declare(lib) {
   defineTypes();
@@ -120,6 +191,30 @@ function declare(lib) {
     const name = /(norman_[a-z0-9_]+)\(/.exec(sig)[1];
     fns[name] = lib.func(sig);
   }
+  return fns;
+}
+
+/**
+ * The messaging and BSON functions of a loaded library ({ lib, fns, msg }), declared once. One a
+ * library lacks (built before them) throws a NormanError (NORMAN_ERROR_LIBRARY) when called.
+ */
+function msgFunctions(loadedLib) {
+  if (loadedLib.msg) return loadedLib.msg;
+  defineTypes();
+  const fns = {};
+  for (const sig of MSG_SIGNATURES) {
+    const name = /(norman_[a-z0-9_]+)\(/.exec(sig)[1];
+    try {
+      fns[name] = loadedLib.lib.func(sig);
+    } catch (e) {
+      fns[name] = () => {
+        throw new NormanError(901, `${LIBRARY_CODE}: ${loadedLib.path} has no ${name} (${e.message}); use a newer libnorman`, {
+          code: LIBRARY_CODE,
+        });
+      };
+    }
+  }
+  loadedLib.msg = fns;
   return fns;
 }
 
@@ -155,7 +250,7 @@ function load() {
       tried.push(`  ${file} (${origin}): ABI mismatch ${abi} != ${ABI_VERSION}`);
       continue;
     }
-    loaded = { path: file, fns: declare(lib) };
+    loaded = { path: file, lib, fns: declare(lib), msg: null };
     return loaded;
   }
   throw new NormanError(
@@ -167,7 +262,8 @@ function load() {
 
 /** Loads a given path without lookup (executor threads). */
 function loadPath(file) {
-  return { path: file, fns: declare(koffi.load(file)) };
+  const lib = koffi.load(file);
+  return { path: file, lib, fns: declare(lib), msg: null };
 }
 
-module.exports = { ABI_VERSION, candidates, load, loadPath, koffi };
+module.exports = { ABI_VERSION, candidates, load, loadPath, msgFunctions, koffi };

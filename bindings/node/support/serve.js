@@ -104,3 +104,35 @@ export function pattern(len, seed = 1) {
   }
   return b;
 }
+
+/**
+ * Starts `norman <args...>` (e.g. ['msg', 'serve', '--listen', '127.0.0.1:0']) and waits for its
+ * first stdout line "norman <what> listening on ADDR"; resolves { addr, stop(), process }.
+ */
+export async function startListening(args) {
+  const child = spawn(normanBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const addr = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`norman ${args.join(' ')} did not start within 10 s`)), 10000);
+    child.once('exit', (code) => reject(new Error(`norman ${args.join(' ')} exited with ${code}: ${stderr}`)));
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /^norman \S+ listening on (\S+)/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  child.stdout.resume();
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  return { addr, stop, process: child, stderr: () => stderr };
+}
