@@ -70,6 +70,8 @@ type Client struct {
 	mu    sync.RWMutex
 	ptr   *C.norman_client
 	token atomic.Value // Secret: kept only to scrub it from error messages a server might echo
+	// timeout bounds the waits of messaging calls whose context has no deadline (connects).
+	timeout time.Duration
 }
 
 // NewClient validates cfg and starts a client (its runtime threads and callback thread).
@@ -92,7 +94,10 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := applyConfig(config, cfg); err != nil {
 		return nil, err
 	}
-	c := &Client{}
+	c := &Client{timeout: cfg.Timeout}
+	if c.timeout == 0 {
+		c.timeout = 10 * time.Second // the library's default
+	}
 	c.token.Store(cfg.Token)
 	if err := call("new client", func() C.enum_norman_result { return C.norman_client_new(config, &c.ptr) }); err != nil {
 		return nil, err
