@@ -114,6 +114,7 @@ type Layer struct {
 	key        []byte
 	maxSkew    time.Duration
 	encryptURI bool
+	field      string // "": the layer's usual auth field
 }
 
 const (
@@ -136,16 +137,21 @@ func NetaioCipher(key []byte) Layer {
 
 // AEAD is libnorman's ChaCha20-Poly1305 layer (libnorman peers only); the key is 32 bytes.
 func AEAD(key []byte) Layer {
-	return Layer{kind: layerAEAD, key: append([]byte(nil), key...)}
+	return Layer{kind: layerAEAD, key: append([]byte(nil), key...), encryptURI: true}
 }
 
 // WithMaxSkew gives an HMAC layer a freshness window: messages whose timestamp is further than d
 // from now are refused.
 func (l Layer) WithMaxSkew(d time.Duration) Layer { l.maxSkew = d; return l }
 
-// PlainURI leaves the uri unencrypted by a NetaioCipher layer (netaio's encrypt_uri=False, the
-// usual choice for an inner layer).
+// PlainURI leaves the uri unencrypted by a NetaioCipher or AEAD layer (netaio's
+// encrypt_uri=False): an inner layer needs it, so that the server can route by uri.
 func (l Layer) PlainURI() Layer { l.encryptURI = false; return l }
+
+// Field names the layer's auth field ("hmac", "iv", "aead" by default): an inner layer of the same
+// kind as an outer one needs its own, e.g. "hmac2" and "iv2" as `norman msg serve --inner-secret`
+// and --inner-cipher-key use (an HMAC's nonce and ts fields stay shared, as netaio nests them).
+func (l Layer) Field(name string) Layer { l.field = name; return l }
 
 // String names the layer, never its key.
 func (l Layer) String() string {
@@ -180,31 +186,43 @@ func NewLayers(layers ...Layer) (*Layers, error) {
 	}
 	runtime.SetFinalizer(l, func(l *Layers) { C.norman_msg_layers_free(l.ptr) })
 	for _, layer := range layers {
-		key, n := bytesPtr(layer.key)
-		var err error
-		switch layer.kind {
-		case layerHMAC:
-			skew := layer.maxSkew / time.Second
-			if skew < 0 || skew > math.MaxUint32 {
-				return nil, newError(ErrInvalidArgument, op, "max skew out of range")
-			}
-			err = call(op, func() C.enum_norman_result {
-				return C.norman_msg_layers_add_netaio_hmac(l.ptr, key, n, C.uint32_t(skew))
-			})
-		case layerCipher:
-			err = call(op, func() C.enum_norman_result {
-				return C.norman_msg_layers_add_netaio_cipher(l.ptr, key, n, C.bool(layer.encryptURI))
-			})
-		case layerAEAD:
-			err = call(op, func() C.enum_norman_result { return C.norman_msg_layers_add_aead(l.ptr, key, n) })
-		default:
-			err = newError(ErrInvalidArgument, op, "a zero Layer (use NetaioHMAC, NetaioCipher or AEAD)")
-		}
-		if err != nil {
+		if err := l.add(op, layer); err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
+}
+
+func (l *Layers) add(op string, layer Layer) error {
+	key, n := bytesPtr(layer.key)
+	var field *C.char // NULL: the layer's usual field
+	if layer.field != "" {
+		f, free, err := cString(op, "field", layer.field)
+		if err != nil {
+			return err
+		}
+		defer free()
+		field = f
+	}
+	switch layer.kind {
+	case layerHMAC:
+		skew := layer.maxSkew / time.Second
+		if skew < 0 || skew > math.MaxUint32 || (layer.maxSkew > 0 && skew == 0) {
+			return newError(ErrInvalidArgument, op, "max skew out of range (1 s to 136 years)")
+		}
+		return call(op, func() C.enum_norman_result {
+			return C.norman_msg_layers_add_netaio_hmac_field(l.ptr, key, n, C.uint32_t(skew), field)
+		})
+	case layerCipher:
+		return call(op, func() C.enum_norman_result {
+			return C.norman_msg_layers_add_netaio_cipher_field(l.ptr, key, n, C.bool(layer.encryptURI), field)
+		})
+	case layerAEAD:
+		return call(op, func() C.enum_norman_result {
+			return C.norman_msg_layers_add_aead_field(l.ptr, key, n, C.bool(layer.encryptURI), field)
+		})
+	}
+	return newError(ErrInvalidArgument, op, "a zero Layer (use NetaioHMAC, NetaioCipher or AEAD)")
 }
 
 // cptr is the C handle, nil for a nil stack (no layers).

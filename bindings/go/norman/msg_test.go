@@ -28,30 +28,41 @@ func TestMsgRequestsToTheBrokerWithEachLayer(t *testing.T) {
 		flags  func(t *testing.T) []string
 		layers []norman.Layer
 		wrong  []norman.Layer
+		inner  []norman.Layer
 	}{
-		{"plain", func(*testing.T) []string { return nil }, nil, nil},
+		{"plain", func(*testing.T) []string { return nil }, nil, nil, nil},
 		{"netaio", func(*testing.T) []string {
 			return []string{"--secret", string(hmacSecret), "--cipher-key", string(cipherKey)}
 		}, []norman.Layer{norman.NetaioCipher(cipherKey), norman.NetaioHMAC(hmacSecret)},
-			[]norman.Layer{norman.NetaioCipher(cipherKey), norman.NetaioHMAC([]byte("not-the-secret"))}},
+			[]norman.Layer{norman.NetaioCipher(cipherKey), norman.NetaioHMAC([]byte("not-the-secret"))}, nil},
 		{"aead", func(t *testing.T) []string { return []string{"--aead-key-file", keyFile(t, aeadKey)} },
-			[]norman.Layer{norman.AEAD(aeadKey)}, []norman.Layer{norman.AEAD(bytes.Repeat([]byte{8}, 32))}},
+			[]norman.Layer{norman.AEAD(aeadKey)}, []norman.Layer{norman.AEAD(bytes.Repeat([]byte{8}, 32))}, nil},
+		{"netaio with inner layers", func(*testing.T) []string {
+			return []string{"--secret", string(hmacSecret), "--cipher-key", string(cipherKey),
+				"--inner-secret", "inner-secret", "--inner-cipher-key", "inner-key"}
+		}, []norman.Layer{norman.NetaioCipher(cipherKey), norman.NetaioHMAC(hmacSecret)}, nil,
+			[]norman.Layer{norman.NetaioCipher([]byte("inner-key")).PlainURI().Field("iv2"),
+				norman.NetaioHMAC([]byte("inner-secret")).Field("hmac2")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := msgServe(t, tc.flags(t)...)
 			conn := dial(t, c, addr, layers(t, tc.layers...))
 			content := []byte("hello \x00 from go")
-			if reply := request(t, conn, norman.MsgRequestURI, "echo", content); reply.Type != norman.MsgRespondURI ||
+			var opts []norman.Option
+			if tc.inner != nil {
+				opts = append(opts, norman.WithLayers(layers(t, tc.inner...)))
+			}
+			if reply := request(t, conn, norman.MsgRequestURI, "echo", content, opts...); reply.Type != norman.MsgRespondURI ||
 				reply.URI != "echo" || !bytes.Equal(reply.Content, content) {
 				t.Fatalf("echo: %s %q %q", reply.Type, reply.URI, reply.Content)
 			}
-			if reply := request(t, conn, norman.MsgCreateURI, "thing", []byte("v1")); reply.Type != norman.MsgOK {
+			if reply := request(t, conn, norman.MsgCreateURI, "thing", []byte("v1"), opts...); reply.Type != norman.MsgOK {
 				t.Fatalf("create: %s", reply.Type)
 			}
-			if reply := request(t, conn, norman.MsgRequestURI, "thing", nil); string(reply.Content) != "v1" {
+			if reply := request(t, conn, norman.MsgRequestURI, "thing", nil, opts...); string(reply.Content) != "v1" {
 				t.Fatalf("stored: %q", reply.Content)
 			}
-			_, err := conn.Request(withTimeout(t, 10*time.Second), norman.MsgRequestURI, "no-such-thing", nil)
+			_, err := conn.Request(withTimeout(t, 10*time.Second), norman.MsgRequestURI, "no-such-thing", nil, opts...)
 			if remote := expectRemote(t, "missing uri", err, norman.MsgNotFound); remote.Reply.URI != "no-such-thing" {
 				t.Fatalf("the NOT_FOUND reply has uri %q", remote.Reply.URI)
 			}
