@@ -34,15 +34,9 @@ func maxDoc(opts *BSONOptions) C.size_t {
 // BSONConn carries BSON documents over TCP, one per frame, as py-bson's sendobj/recvobj do. Read
 // and Write may run at once from two goroutines. Close it when done.
 type BSONConn struct {
-	mu        sync.RWMutex // guards ptr as Conn.mu does
-	ptr       *C.norman_bson_conn
-	closeOnce sync.Once
-}
-
-func newBSONConn(p *C.norman_bson_conn) *BSONConn {
-	c := &BSONConn{ptr: p}
-	runtime.SetFinalizer(c, (*BSONConn).Close)
-	return c
+	mu     sync.RWMutex // guards ptr as Conn.mu does
+	ptr    *C.norman_bson_conn
+	client *Client
 }
 
 // DialBSON connects to addr, within ctx's deadline (else the client's Timeout) or until ctx is
@@ -63,24 +57,26 @@ func DialBSON(ctx context.Context, client *Client, addr string, opts *BSONOption
 		return nil, err
 	}
 	max := maxDoc(opts)
-	p, err := openWithin(ctx, op, func() (*C.norman_bson_conn, error) {
+	c := &BSONConn{client: client}
+	_, err := openWithin(ctx, op, func() (*BSONConn, error) {
 		caddr, free, _ := cString(op, "address", addr)
 		defer free()
-		var p *C.norman_bson_conn
 		err := client.with(op, func(cp *C.norman_client) error {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			if rc := C.norman_bson_connect(cp, caddr, max, timeout, &p); rc != C.NORMAN_OK {
+			if rc := C.norman_bson_connect(cp, caddr, max, timeout, &c.ptr); rc != C.NORMAN_OK {
 				return deadlineError(ctx, op, lastError(op, rc))
 			}
+			client.adopt(c)
 			return nil
 		})
-		return p, err
-	}, func(p *C.norman_bson_conn) { C.norman_bson_conn_free(p) })
+		return c, err
+	}, func(c *BSONConn) { c.Close() })
 	if err != nil {
 		return nil, err
 	}
-	return newBSONConn(p), nil
+	runtime.SetFinalizer(c, (*BSONConn).Close)
+	return c, nil
 }
 
 // pollSlice bounds each wait of a cancellable Read or Accept, so a cancelled ctx ends it within
@@ -105,7 +101,8 @@ func (c *BSONConn) Read(ctx context.Context) ([]byte, error) {
 			timeout = C.int32_t(pollSlice / time.Millisecond)
 		}
 		doc, rc, err := c.recv(op, timeout)
-		if rc == C.NORMAN_NO_EVENT {
+		if rc == C.NORMAN_NO_EVENT || rc == C.NORMAN_ERROR_TIMEOUT {
+			// Nothing, or part of a document, came in time: the next receive resumes it.
 			if sliced {
 				continue
 			}
@@ -130,7 +127,7 @@ func (c *BSONConn) recv(op string, timeout C.int32_t) ([]byte, C.enum_norman_res
 	rc := C.norman_bson_recv(c.ptr, timeout, &d)
 	switch rc {
 	case C.NORMAN_OK:
-	case C.NORMAN_NO_EVENT, C.NORMAN_CLOSED:
+	case C.NORMAN_NO_EVENT, C.NORMAN_CLOSED, C.NORMAN_ERROR_TIMEOUT:
 		return nil, rc, nil
 	default:
 		return nil, rc, lastError(op, rc)
@@ -217,14 +214,16 @@ func (c *BSONConn) Close() error {
 		c.ptr = nil
 		runtime.SetFinalizer(c, nil)
 	}
+	c.client.release(c)
 	return nil
 }
 
 // BSONListener accepts BSON connections.
 type BSONListener struct {
-	mu   sync.RWMutex
-	ptr  *C.norman_bson_listener
-	addr string
+	mu     sync.RWMutex
+	ptr    *C.norman_bson_listener
+	client *Client
+	addr   string
 }
 
 // ListenBSON listens on addr ("127.0.0.1:0" picks a free port; Addr tells it).
@@ -242,9 +241,13 @@ func ListenBSON(client *Client, addr string, opts *BSONOptions) (*BSONListener, 
 		return nil, err
 	}
 	defer free()
-	l := &BSONListener{}
+	l := &BSONListener{client: client}
 	if err := client.with(op, func(cp *C.norman_client) error {
-		return call(op, func() C.enum_norman_result { return C.norman_bson_listen(cp, caddr, maxDoc(opts), &l.ptr) })
+		if err := call(op, func() C.enum_norman_result { return C.norman_bson_listen(cp, caddr, maxDoc(opts), &l.ptr) }); err != nil {
+			return err
+		}
+		client.adopt(l)
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -296,11 +299,21 @@ func (l *BSONListener) Accept(ctx context.Context) (*BSONConn, error) {
 		case err != nil:
 			return nil, err
 		case rc == C.NORMAN_OK:
-			return newBSONConn(p), nil
+			return l.adoptAccepted(op, p)
 		case !sliced:
 			return nil, contextError(op, context.DeadlineExceeded)
 		}
 	}
+}
+
+func (l *BSONListener) adoptAccepted(op string, p *C.norman_bson_conn) (*BSONConn, error) {
+	c := &BSONConn{ptr: p, client: l.client}
+	if err := l.client.with(op, func(*C.norman_client) error { l.client.adopt(c); return nil }); err != nil {
+		C.norman_bson_conn_free(p) // the client is closing: before it is freed
+		return nil, err
+	}
+	runtime.SetFinalizer(c, (*BSONConn).Close)
+	return c, nil
 }
 
 // Close stops accepting. Idempotent.
@@ -312,6 +325,7 @@ func (l *BSONListener) Close() error {
 		l.ptr = nil
 		runtime.SetFinalizer(l, nil)
 	}
+	l.client.release(l)
 	return nil
 }
 

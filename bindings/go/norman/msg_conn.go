@@ -54,30 +54,32 @@ func Dial(ctx context.Context, client *Client, addr string, opts *DialOptions) (
 	if err := checkCString(op, "address", addr); err != nil {
 		return nil, err
 	}
-	open := func() (*C.norman_msg_conn, error) {
+	c := &Conn{client: client, closed: make(chan struct{})}
+	open := func() (*Conn, error) {
 		caddr, free, _ := cString(op, "address", addr)
 		defer free()
-		var p *C.norman_msg_conn
 		err := client.with(op, func(cp *C.norman_client) error {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			rc := C.norman_msg_connect(cp, caddr, outer.cptr(), timeout, &p)
+			rc := C.norman_msg_connect(cp, caddr, outer.cptr(), timeout, &c.ptr)
 			runtime.KeepAlive(outer)
 			if rc != C.NORMAN_OK {
 				return deadlineError(ctx, op, lastError(op, rc))
 			}
+			client.adopt(c) // under the client's lock: Client.Close sees it
 			return nil
 		})
-		return p, err
+		return c, err
 	}
-	p, err := openWithin(ctx, op, open, func(p *C.norman_msg_conn) { C.norman_msg_conn_free(p) })
-	if err != nil {
+	if _, err := openWithin(ctx, op, open, (*Conn).free); err != nil {
 		return nil, err
 	}
-	c := &Conn{client: client, ptr: p, closed: make(chan struct{})}
 	runtime.SetFinalizer(c, (*Conn).Close)
 	return c, nil
 }
+
+// free closes a connection Dial opened after its caller left.
+func (c *Conn) free() { c.Close() }
 
 // Request sends a message of type t and waits for its reply, until ctx's deadline or
 // cancellation. A reply of type ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED is a *RemoteError
@@ -240,5 +242,6 @@ func (c *Conn) Close() error {
 		c.ptr = nil
 		runtime.SetFinalizer(c, nil)
 	}
+	c.client.release(c)
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 type Node struct {
 	mu        sync.RWMutex // guards ptr as Server.mu does
 	ptr       *C.norman_msg_node
+	client    *Client
 	addr      string
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -39,10 +40,13 @@ type Node struct {
 type NodeOptions struct {
 	// Bind is the UDP address ("127.0.0.1:0" picks a free port).
 	Bind string
-	// Group is the multicast group ("239.255.77.77"); "" disables multicast.
+	// Group is the multicast group: "239.255.77.77" on the node's own port (as netaio), or
+	// "239.255.77.77:9999" on that port (nodes bound to different ports meet there); "" disables
+	// multicast.
 	Group string
 	// MulticastInterface is the IPv4 address of the interface multicasts leave and are heard on
-	// ("127.0.0.1" keeps them on this machine); "" leaves the choice to the kernel.
+	// ("" is 127.0.0.1, which keeps them on this machine; for IPv6 an interface index, "" the
+	// kernel's choice).
 	MulticastInterface string
 	// Layers seal and open every datagram (outermost); nil: none.
 	Layers *Layers
@@ -86,11 +90,15 @@ func NewNode(client *Client, opts NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{closed: make(chan struct{})}
+	n := &Node{client: client, closed: make(chan struct{})}
 	err = client.with(op, func(cp *C.norman_client) error {
-		return call(op, func() C.enum_norman_result {
+		if err := call(op, func() C.enum_norman_result {
 			return C.norman_msg_node_new(cp, bind, group, iface, opts.Layers.cptr(), &n.ptr)
-		})
+		}); err != nil {
+			return err
+		}
+		client.adopt(n)
+		return nil
 	})
 	runtime.KeepAlive(opts.Layers)
 	if err != nil {
@@ -351,5 +359,6 @@ func (n *Node) Close() error {
 		n.ptr = nil
 		runtime.SetFinalizer(n, nil)
 	}
+	n.client.release(n)
 	return nil
 }

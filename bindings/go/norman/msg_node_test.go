@@ -4,15 +4,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/norman-ai/libnorman/bindings/go/norman"
 )
 
-// testGroup is the multicast group of the node tests; the interface is pinned to 127.0.0.1, so
-// nothing leaves this machine.
-const testGroup = "239.255.77.78"
+// testGroup is the multicast group of the node tests, on a port free when the tests start; the
+// interface is pinned to 127.0.0.1, so nothing leaves this machine.
+var testGroup = func() string {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.LocalAddr().String())
+	return "239.255.77.78:" + port
+}()
 
 func newNode(t *testing.T, c *norman.Client, l *norman.Layers) *norman.Node {
 	t.Helper()

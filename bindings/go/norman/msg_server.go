@@ -153,6 +153,7 @@ type Server struct {
 	// the others shared; Close frees under it.
 	mu     sync.RWMutex
 	ptr    *C.norman_msg_server
+	client *Client
 	addr   string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -177,9 +178,13 @@ func NewServer(client *Client, opts *ServerOptions) (*Server, error) {
 	if opts != nil {
 		o = *opts
 	}
-	s := &Server{}
+	s := &Server{client: client}
 	err := client.with(op, func(cp *C.norman_client) error {
-		return call(op, func() C.enum_norman_result { return C.norman_msg_server_new(cp, o.Layers.cptr(), &s.ptr) })
+		if err := call(op, func() C.enum_norman_result { return C.norman_msg_server_new(cp, o.Layers.cptr(), &s.ptr) }); err != nil {
+			return err
+		}
+		client.adopt(s)
+		return nil
 	})
 	runtime.KeepAlive(o.Layers)
 	if err != nil {
@@ -312,6 +317,7 @@ func (s *Server) Close() error {
 		s.ptr = nil
 		runtime.SetFinalizer(s, nil)
 	}
+	s.client.release(s)
 	return nil
 }
 
