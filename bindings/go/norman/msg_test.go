@@ -465,3 +465,36 @@ func TestMsgBadInput(t *testing.T) {
 	expectCode(t, "notify on a closed server", err, norman.ErrClosed)
 	expectCode(t, "handle on a closed server", srv.Handle(norman.MsgRequestURI, "x", echo), norman.ErrClosed)
 }
+
+// Closing the client first closes what was made from it (the C API frees those before the client).
+func TestClosingTheClientClosesItsMessaging(t *testing.T) {
+	c, err := norman.NewClient(norman.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := norman.NewServer(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handle(norman.MsgRequestURI, "echo", echo)
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, c, srv.Addr(), nil)
+	notes := conn.Notifications()
+	l, err := norman.ListenBSON(c, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request(t, conn, norman.MsgRequestURI, "echo", nil)
+	c.Close()
+	expectClosed(t, "notifications after the client closed", notes)
+	_, err = conn.Request(context.Background(), norman.MsgRequestURI, "echo", nil)
+	expectCode(t, "request after the client closed", err, norman.ErrClosed)
+	_, err = srv.Notify("x", nil)
+	expectCode(t, "notify after the client closed", err, norman.ErrClosed)
+	_, err = l.Accept(context.Background())
+	expectCode(t, "accept after the client closed", err, norman.ErrClosed)
+	_, err = norman.Dial(context.Background(), c, srv.Addr(), nil)
+	expectCode(t, "dial with a closed client", err, norman.ErrClosed)
+}
