@@ -86,9 +86,8 @@ type RemoteError struct {
 	err   *Error
 }
 
-func (e *RemoteError) Error() string {
-	return fmt.Sprintf("%s (%s %q)", e.err.Error(), e.Reply.Type, excerpt(e.Reply.Content))
-}
+// Error is the library's description (it names the reply's type and shows its content).
+func (e *RemoteError) Error() string { return e.err.Error() }
 
 // Unwrap gives the *Error (code ErrMsgRemote), so errors.Is and errors.As(err, **Error) work.
 func (e *RemoteError) Unwrap() error { return e.err }
@@ -98,14 +97,6 @@ func (e *RemoteError) Unwrap() error { return e.err }
 func ReplyError(t MsgType, content []byte) error {
 	return &RemoteError{Reply: &Message{Type: t, Content: content},
 		err: newError(ErrMsgRemote, "handler", "answered "+t.String())}
-}
-
-func excerpt(b []byte) string {
-	const limit = 200
-	if len(b) > limit {
-		return string(b[:limit]) + "..."
-	}
-	return string(b)
 }
 
 // Layer is one auth or cipher layer of a stack (NewLayers). It never prints its key or secret.

@@ -124,15 +124,6 @@ func (n *Node) shared(op string, f func(*C.norman_msg_node) C.enum_norman_result
 	return call(op, func() C.enum_norman_result { return f(n.ptr) })
 }
 
-func (n *Node) exclusive(op string, f func(*C.norman_msg_node) C.enum_norman_result) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ptr == nil {
-		return newError(ErrClosed, op, "the node is closed")
-	}
-	return call(op, func() C.enum_norman_result { return f(n.ptr) })
-}
-
 // Addr is the node's UDP address ("127.0.0.1:41234").
 func (n *Node) Addr() string { return n.addr }
 
@@ -144,7 +135,7 @@ func (n *Node) Handle(t MsgType, uri string, fn HandlerFunc, opts ...Option) err
 		return newError(ErrNullArgument, op, "nil handler")
 	}
 	o := collect(opts)
-	err := n.exclusive(op, func(p *C.norman_msg_node) C.enum_norman_result {
+	err := n.shared(op, func(p *C.norman_msg_node) C.enum_norman_result {
 		u, un := strPtr(uri)
 		h := cgo.NewHandle(&route{ctx: n.ctx, fn: fn}) // freed by the library exactly once
 		return C.go_msg_node_on(p, C.uint8_t(t), u, un, o.layers.cptr(), flags(o), C.uintptr_t(h))
@@ -252,7 +243,7 @@ func (n *Node) ManagePeers(id, data []byte, every, timeout time.Duration) error 
 	}
 	i, in := bytesPtr(id)
 	d, dn := bytesPtr(data)
-	return n.exclusive(op, func(p *C.norman_msg_node) C.enum_norman_result {
+	return n.shared(op, func(p *C.norman_msg_node) C.enum_norman_result {
 		return C.norman_msg_node_manage_peers(p, i, in, d, dn, everyMS, timeoutMS)
 	})
 }

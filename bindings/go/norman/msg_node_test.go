@@ -23,6 +23,16 @@ var testGroup = func() string {
 	return "239.255.77.78:" + port
 }()
 
+// deadUDPAddress is a loopback UDP port nothing listens on.
+func deadUDPAddress(t *testing.T) string {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.LocalAddr().String()
+}
+
 func newNode(t *testing.T, c *norman.Client, l *norman.Layers) *norman.Node {
 	t.Helper()
 	n, err := norman.NewNode(c, norman.NodeOptions{Bind: "127.0.0.1:0", Group: testGroup,
@@ -60,17 +70,20 @@ func TestMsgUDPNodes(t *testing.T) {
 	if m, ok := receive(t, a.Messages()); !ok || m.Type != custom || m.URI != "loose" || string(m.Content) != "d" {
 		t.Fatalf("unhandled datagram: %+v (open %v)", m, ok)
 	}
-	// A node without the layers: its request is never answered.
+	// A node without the layers: the AEAD layer answers AUTH_ERROR.
 	stranger := newNode(t, c, nil)
+	_, err = stranger.Request(ctx, a.Addr(), norman.MsgRequestURI, "echo", []byte("x"))
+	expectRemote(t, "a request without the layers", err, norman.MsgAuthError)
+	// A request to a port nobody listens on: the context's deadline or cancellation ends the wait.
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	_, err = stranger.Request(short, a.Addr(), norman.MsgRequestURI, "echo", []byte("x"))
+	_, err = a.Request(short, deadUDPAddress(t), norman.MsgRequestURI, "echo", []byte("x"))
 	cancel()
-	if !errors.Is(err, norman.ErrTimeout) {
-		t.Fatalf("a request without the layers: %v", err)
+	if !errors.Is(err, norman.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a request past its deadline: %v", err)
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	_, err = stranger.Request(cancelled, a.Addr(), norman.MsgRequestURI, "echo", []byte("x"))
+	_, err = a.Request(cancelled, deadUDPAddress(t), norman.MsgRequestURI, "echo", []byte("x"))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("a cancelled request: %v", err)
 	}

@@ -149,8 +149,8 @@ func (c *Call) AuthField(name string) ([]byte, bool) {
 // Server is a messaging server (netaio's TCPServer): handlers by message type and uri, pub/sub,
 // notifications and broadcasts. Close it when done.
 type Server struct {
-	// mu guards ptr: Handle and Listen hold it exclusively (the C calls take the server mutably),
-	// the others shared; Close frees under it.
+	// mu guards ptr: calls hold it shared (the C API allows any of them at once), Close frees
+	// under it.
 	mu     sync.RWMutex
 	ptr    *C.norman_msg_server
 	client *Client
@@ -193,7 +193,7 @@ func NewServer(client *Client, opts *ServerOptions) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	runtime.SetFinalizer(s, (*Server).Close)
 	if o.AutoSubscribe {
-		if err := s.exclusive(op, func(p *C.norman_msg_server) C.enum_norman_result {
+		if err := s.shared(op, func(p *C.norman_msg_server) C.enum_norman_result {
 			return C.norman_msg_server_auto_subscribe(p, true)
 		}); err != nil {
 			s.Close()
@@ -201,15 +201,6 @@ func NewServer(client *Client, opts *ServerOptions) (*Server, error) {
 		}
 	}
 	return s, nil
-}
-
-func (s *Server) exclusive(op string, f func(*C.norman_msg_server) C.enum_norman_result) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ptr == nil {
-		return newError(ErrClosed, op, "the server is closed")
-	}
-	return call(op, func() C.enum_norman_result { return f(s.ptr) })
 }
 
 func (s *Server) shared(op string, f func(*C.norman_msg_server) C.enum_norman_result) error {
@@ -231,7 +222,7 @@ func (s *Server) Handle(t MsgType, uri string, fn HandlerFunc, opts ...Option) e
 		return newError(ErrNullArgument, op, "nil handler")
 	}
 	o := collect(opts)
-	err := s.exclusive(op, func(p *C.norman_msg_server) C.enum_norman_result {
+	err := s.shared(op, func(p *C.norman_msg_server) C.enum_norman_result {
 		u, n := strPtr(uri)
 		// The library calls goNormanFree on the handle exactly once, even when this fails.
 		h := cgo.NewHandle(&route{ctx: s.ctx, fn: fn})
@@ -261,7 +252,7 @@ func (s *Server) Listen(addr string) error {
 	}
 	defer free()
 	var port C.uint16_t
-	if err := s.exclusive(op, func(p *C.norman_msg_server) C.enum_norman_result {
+	if err := s.shared(op, func(p *C.norman_msg_server) C.enum_norman_result {
 		return C.norman_msg_server_listen(p, caddr, &port)
 	}); err != nil {
 		return err

@@ -235,11 +235,12 @@ func TestMsgRequestContextAndClose(t *testing.T) {
 	defer srv.Close()
 	release := make(chan struct{})
 	handlerCtxDone := make(chan struct{})
+	var once sync.Once
 	if err := srv.Handle(norman.MsgRequestURI, "slow", func(ctx context.Context, call *norman.Call) (*norman.Reply, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
-			close(handlerCtxDone)
+			once.Do(func() { close(handlerCtxDone) })
 		}
 		return norman.Respond(nil), nil
 	}); err != nil {

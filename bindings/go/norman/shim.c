@@ -77,12 +77,14 @@ enum norman_result go_msg_node_request(const norman_msg_node *n, const char *add
 
 enum norman_result go_msg_conn_next(const norman_msg_conn *c, int32_t timeout_ms, go_msg_view *v) {
     norman_msg *m = NULL;
-    return view_reply(norman_msg_conn_next(c, timeout_ms, &m), m, v);
+    enum norman_result rc = norman_msg_conn_next(c, timeout_ms, &m); /* before m is read */
+    return view_reply(rc, m, v);
 }
 
 enum norman_result go_msg_node_next(const norman_msg_node *n, int32_t timeout_ms, go_msg_view *v) {
     norman_msg *m = NULL;
-    return view_reply(norman_msg_node_next(n, timeout_ms, &m), m, v);
+    enum norman_result rc = norman_msg_node_next(n, timeout_ms, &m);
+    return view_reply(rc, m, v);
 }
 
 enum norman_result go_msg_call_view(const norman_msg_call *c, go_msg_view *v) {

@@ -1,6 +1,7 @@
 // Command bench-msg is the Go part of the messaging benchmark (scripts/bench-msg-bindings.sh): against
 // one `norman msg serve`, sequential 1 KiB echo requests, then pipelined one-way 1 KiB messages
-// closed by one request (all were processed when it is answered). It prints one line:
+// (NOTIFY_URI, which the broker takes without answering) closed by one request (all were
+// processed when it is answered). It prints one line:
 //
 //	MSGBENCH lang=go seq_req_per_s=<float> pipelined_msg_per_s=<float>
 //
@@ -85,7 +86,7 @@ func main() {
 
 	start = time.Now()
 	for i := 0; i < pipelined; i++ {
-		if err := conn.Send(norman.MsgPublishURI, "bench", payload); err != nil {
+		if err := conn.Send(norman.MsgNotifyURI, "bench", payload); err != nil {
 			fail(err)
 		}
 	}
