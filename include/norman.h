@@ -36,6 +36,12 @@
 #define NORMAN_CHECKSUM_HEX_LEN 17
 
 /**
+ * `flags` of `norman_msg_server_on` / `norman_msg_node_on`: the handler is removed after its
+ * first message.
+ */
+#define NORMAN_MSG_ONCE 1
+
+/**
  * Result of every fallible call. The numbers are stable: never renumbered, only added to.
  *
  * 0 is success; 1-99 argument and state errors; 100-199 HTTP; 200-299 transport, crypto and
@@ -204,6 +210,11 @@ typedef enum norman_event_kind {
    * `norman_client_entity_state_async`: the entity state.
    */
   NORMAN_EVENT_ENTITY_STATE = 4,
+  /**
+   * `norman_msg_conn_request_async`: the reply (`norman_event_take_msg`), also when the result is
+   * NORMAN_ERROR_MSG_REMOTE.
+   */
+  NORMAN_EVENT_MSG_REPLY = 5,
 } norman_event_kind;
 
 /**
@@ -273,6 +284,89 @@ typedef enum norman_target_kind {
 } norman_target_kind;
 
 /**
+ * The message types of netaio 0.0.9 (functions take the type as a `uint8_t`; 31-255 are
+ * application types, the values 0-30 not listed here are refused).
+ */
+typedef enum norman_msg_type {
+  /**
+   * Ask for a resource; answered with RESPOND_URI.
+   */
+  NORMAN_MSG_REQUEST_URI = 0,
+  /**
+   * The answer to REQUEST_URI.
+   */
+  NORMAN_MSG_RESPOND_URI = 1,
+  /**
+   * Create a resource.
+   */
+  NORMAN_MSG_CREATE_URI = 2,
+  /**
+   * Update a resource.
+   */
+  NORMAN_MSG_UPDATE_URI = 3,
+  /**
+   * Delete a resource.
+   */
+  NORMAN_MSG_DELETE_URI = 4,
+  /**
+   * Subscribe to a uri; answered with CONFIRM_SUBSCRIBE.
+   */
+  NORMAN_MSG_SUBSCRIBE_URI = 5,
+  /**
+   * Unsubscribe; answered with CONFIRM_UNSUBSCRIBE.
+   */
+  NORMAN_MSG_UNSUBSCRIBE_URI = 6,
+  /**
+   * Publish to a uri's subscribers.
+   */
+  NORMAN_MSG_PUBLISH_URI = 7,
+  /**
+   * A notification to a subscriber.
+   */
+  NORMAN_MSG_NOTIFY_URI = 8,
+  /**
+   * A UDP node's advertisement.
+   */
+  NORMAN_MSG_ADVERTISE_PEER = 9,
+  /**
+   * Success without content.
+   */
+  NORMAN_MSG_OK = 10,
+  /**
+   * The answer to SUBSCRIBE_URI.
+   */
+  NORMAN_MSG_CONFIRM_SUBSCRIBE = 11,
+  /**
+   * The answer to UNSUBSCRIBE_URI.
+   */
+  NORMAN_MSG_CONFIRM_UNSUBSCRIBE = 12,
+  /**
+   * A UDP node's answer to an advertisement.
+   */
+  NORMAN_MSG_PEER_DISCOVERED = 13,
+  /**
+   * An error reply.
+   */
+  NORMAN_MSG_ERROR = 20,
+  /**
+   * An auth layer refused the message.
+   */
+  NORMAN_MSG_AUTH_ERROR = 23,
+  /**
+   * No handler or no such resource.
+   */
+  NORMAN_MSG_NOT_FOUND = 24,
+  /**
+   * Refused by the application.
+   */
+  NORMAN_MSG_NOT_PERMITTED = 25,
+  /**
+   * A UDP node leaves.
+   */
+  NORMAN_MSG_DISCONNECT = 30,
+} norman_msg_type;
+
+/**
  * A client (opaque): one runtime, one connection pool, one callback thread.
  */
 typedef struct norman_client norman_client;
@@ -296,6 +390,36 @@ typedef struct norman_event norman_event;
  * A streaming xxh3-64 hasher (opaque).
  */
 typedef struct norman_hasher norman_hasher;
+
+/**
+ * A received message (opaque), owned by the caller unless said otherwise.
+ */
+typedef struct norman_msg norman_msg;
+
+/**
+ * One received message awaiting an answer (opaque), owned by the handler it was given to.
+ */
+typedef struct norman_msg_call norman_msg_call;
+
+/**
+ * A connection to a message server (opaque). Usable from many threads at once.
+ */
+typedef struct norman_msg_conn norman_msg_conn;
+
+/**
+ * A stack of layers (opaque). netaio's usual instance layers: add the cipher, then the HMAC.
+ */
+typedef struct norman_msg_layers norman_msg_layers;
+
+/**
+ * A UDP node (opaque). Usable from many threads at once.
+ */
+typedef struct norman_msg_node norman_msg_node;
+
+/**
+ * A message server (opaque).
+ */
+typedef struct norman_msg_server norman_msg_server;
 
 /**
  * A response to `norman_client_request` (opaque): status and body.
@@ -395,6 +519,12 @@ typedef struct norman_pairing {
  * Told the bytes sent so far and the total, while a file uploads.
  */
 typedef void (*norman_progress_callback)(void *userdata, uint64_t sent, uint64_t total);
+
+/**
+ * Takes one received message awaiting an answer; see `norman_msg_server_on`. Runs on the client's
+ * callback thread.
+ */
+typedef void (*norman_msg_handler)(void *userdata, struct norman_msg_call *call);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1051,6 +1181,593 @@ enum norman_result norman_client_push_file_async(const struct norman_client *cli
                                                  void *userdata,
                                                  norman_userdata_free userdata_free,
                                                  uint64_t *op_id_out);
+
+/**
+ * Frees a string the library returned (norman_msg_node_peers_json, norman_bson_to_json, ...).
+ * NULL is a no-op.
+ *
+ * Ownership: consumes `s`, which must come from the library and not be used again.
+ * Threads: any thread.
+ */
+void norman_string_free(char *s);
+
+/**
+ * Frees a byte buffer the library returned, with the length it returned alongside it. NULL is a
+ * no-op.
+ *
+ * Ownership: consumes `p`, which must come from the library with exactly this `len` and not be
+ * used again. Threads: any thread.
+ */
+void norman_bytes_free(uint8_t *p, size_t len);
+
+/**
+ * The received message (opened by every layer).
+ *
+ * Ownership: `*msg_out` is borrowed from the call, valid until the call is replied to or freed;
+ * never free it. Threads: any thread holding the call.
+ */
+enum norman_result norman_msg_call_message(const struct norman_msg_call *c,
+                                           const struct norman_msg **msg_out);
+
+/**
+ * The id of the TCP connection the message came on (unique in its server); 0 for a UDP call or NULL.
+ *
+ * Ownership: `c` is borrowed. Threads: any thread holding the call.
+ */
+uint64_t norman_msg_call_conn_id(const struct norman_msg_call *c);
+
+/**
+ * The sender's address as "ip:port" ("[v6]:port"), NUL-terminated, into `buf`;
+ * NORMAN_ERROR_BUFFER_TOO_SMALL when it does not fit with its NUL (64 bytes always do).
+ *
+ * Ownership: `buf` is the caller's. Threads: any thread holding the call.
+ */
+enum norman_result norman_msg_call_peer(const struct norman_msg_call *c,
+                                        char *buf,
+                                        size_t capacity);
+
+/**
+ * Subscribes the call's connection to `uri` (it then gets `norman_msg_server_notify` for it until
+ * it unsubscribes or disconnects). A UDP call: NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: `uri` borrowed and copied. Threads: any thread holding the call.
+ */
+enum norman_result norman_msg_call_subscribe(const struct norman_msg_call *c,
+                                             const uint8_t *uri,
+                                             size_t len);
+
+/**
+ * Unsubscribes the call's connection from `uri`. A UDP call: NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: `uri` borrowed. Threads: any thread holding the call.
+ */
+enum norman_result norman_msg_call_unsubscribe(const struct norman_msg_call *c,
+                                               const uint8_t *uri,
+                                               size_t len);
+
+/**
+ * Answers the call with (`type`, the request's uri, `content`), the request id echoed, sealed with
+ * the handler's inner layers then the instance layers, and queued on the connection's writer (TCP)
+ * or sent to the sender (UDP). Consumes the call even on error. A server or node closed or freed
+ * meanwhile, or a connection gone: NORMAN_CLOSED. Oversize content: NORMAN_ERROR_OVERSIZE.
+ * When the connection's queue is full the calling thread waits for room, except on the callback
+ * thread, where a task sends it (the call still returns NORMAN_OK).
+ *
+ * Ownership: consumes `c`; `content` borrowed and copied. Threads: any thread, including the
+ * callback thread (inside the handler or later).
+ */
+enum norman_result norman_msg_call_reply(struct norman_msg_call *c,
+                                         uint8_t mtype,
+                                         const uint8_t *content,
+                                         size_t len);
+
+/**
+ * Drops the call without answering (the requester times out, or gets nothing if it expected
+ * nothing). NULL is a no-op.
+ *
+ * Ownership: consumes `c`. Threads: any thread.
+ */
+void norman_msg_call_free(struct norman_msg_call *c);
+
+/**
+ * Connects to `addr` ("host:port") within `timeout_ms` (negative: the system's own connect
+ * timeout); `outer` layers (NULL: none) seal everything sent and open everything received. A
+ * refused or unreachable address: NORMAN_ERROR_CONNECT; too slow: NORMAN_ERROR_TIMEOUT. A lost
+ * connection is not re-established: later calls get NORMAN_CLOSED.
+ *
+ * Ownership: `client`, `addr`, `outer` borrowed (layers copied; the client must outlive the
+ * connection); `*conn_out` receives a new handle, free it with `norman_msg_conn_free`.
+ * Threads: blocking; not on the callback thread or a runtime worker.
+ */
+enum norman_result norman_msg_connect(const struct norman_client *client,
+                                      const char *addr,
+                                      const struct norman_msg_layers *outer,
+                                      int32_t timeout_ms,
+                                      struct norman_msg_conn **conn_out);
+
+/**
+ * Sends one message (no reply awaited), sealed with `inner` (NULL: none) then the outer layers.
+ * Waits while the connection's queue is full; on the callback thread a full queue hands the
+ * message to a task instead. Closed or lost connection: NORMAN_CLOSED; oversize:
+ * NORMAN_ERROR_OVERSIZE; unassigned type: NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: borrowed and copied. Threads: any thread.
+ */
+enum norman_result norman_msg_conn_send(const struct norman_msg_conn *c,
+                                        uint8_t mtype,
+                                        const uint8_t *uri,
+                                        size_t uri_len,
+                                        const uint8_t *content,
+                                        size_t len,
+                                        const struct norman_msg_layers *inner);
+
+/**
+ * Sends a request and waits up to `timeout_ms` (negative: forever) for its reply, matched by
+ * request id (libnorman peers) or uri and type (netaio peers). `inner` (NULL: none) seals the
+ * request and opens the reply. The peer answering ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED:
+ * NORMAN_ERROR_MSG_REMOTE and `*reply_out` is set too (free it). No reply in time:
+ * NORMAN_ERROR_TIMEOUT; connection closed or lost meanwhile: NORMAN_CLOSED; a reply failing
+ * `inner`: NORMAN_ERROR_MSG_AUTH or NORMAN_ERROR_DECRYPT.
+ *
+ * Ownership: arguments borrowed and copied; `*reply_out` receives an owned message, free it with
+ * `norman_msg_free`. Threads: blocking; any thread but the callback thread or a runtime worker;
+ * many threads may wait on one connection at once.
+ */
+enum norman_result norman_msg_conn_request(const struct norman_msg_conn *c,
+                                           uint8_t mtype,
+                                           const uint8_t *uri,
+                                           size_t uri_len,
+                                           const uint8_t *content,
+                                           size_t len,
+                                           const struct norman_msg_layers *inner,
+                                           int32_t timeout_ms,
+                                           struct norman_msg **reply_out);
+
+/**
+ * Starts `norman_msg_conn_request` and returns at once with `*op_id_out` (may be NULL). Completion:
+ * one NORMAN_EVENT_MSG_REPLY event (reply via `norman_event_take_msg`, also when its result is
+ * NORMAN_ERROR_MSG_REMOTE) to `callback` on the callback thread, or to `norman_client_next_event`
+ * when `callback` is NULL. `norman_client_cancel` ends it with NORMAN_ERROR_CANCELLED.
+ *
+ * Ownership: arguments borrowed and copied; `userdata` freed with `userdata_free` (may be NULL)
+ * exactly once after the completion was delivered, even when this call fails.
+ * Threads: any thread, including the callback thread.
+ */
+enum norman_result norman_msg_conn_request_async(const struct norman_msg_conn *c,
+                                                 uint8_t mtype,
+                                                 const uint8_t *uri,
+                                                 size_t uri_len,
+                                                 const uint8_t *content,
+                                                 size_t len,
+                                                 const struct norman_msg_layers *inner,
+                                                 int32_t timeout_ms,
+                                                 norman_callback callback,
+                                                 void *userdata,
+                                                 norman_userdata_free userdata_free,
+                                                 uint64_t *op_id_out);
+
+/**
+ * Moves the reply out of a NORMAN_EVENT_MSG_REPLY event (result NORMAN_OK or
+ * NORMAN_ERROR_MSG_REMOTE), once; another kind of event: NORMAN_ERROR_INVALID_ARGUMENT; no reply
+ * (another result, or already taken): NORMAN_ERROR_STATE.
+ *
+ * Ownership: `event` borrowed (a callback's or a polled one); `*msg_out` receives an owned
+ * message, free it with `norman_msg_free`. Threads: any thread holding the event.
+ */
+enum norman_result norman_event_take_msg(const struct norman_event *event,
+                                         struct norman_msg **msg_out);
+
+/**
+ * The next unsolicited message (notifications, broadcasts, anything not a reply to a request),
+ * waiting up to `timeout_ms` (0: do not wait; negative: until one comes or the connection closes).
+ * None in time: NORMAN_NO_EVENT; the connection closed (by either side) with nothing left:
+ * NORMAN_CLOSED. Up to 1024 unread messages are kept; more are dropped (with a log line).
+ *
+ * Ownership: `*msg_out` receives an owned message, free it with `norman_msg_free`.
+ * Threads: any thread; with a non-zero timeout not the callback thread or a runtime worker.
+ */
+enum norman_result norman_msg_conn_next(const struct norman_msg_conn *c,
+                                        int32_t timeout_ms,
+                                        struct norman_msg **msg_out);
+
+/**
+ * Closes the connection: requests in flight and threads waiting in `norman_msg_conn_next` return
+ * NORMAN_CLOSED; messages already queued get a moment to go out. Idempotent.
+ *
+ * Ownership: nothing transferred; still free the handle. Threads: any thread.
+ */
+enum norman_result norman_msg_conn_close(const struct norman_msg_conn *c);
+
+/**
+ * Closes (see `norman_msg_conn_close`) and frees the connection. NULL is a no-op.
+ *
+ * Ownership: consumes `c`. Threads: any thread, not concurrently with other calls on `c`.
+ */
+void norman_msg_conn_free(struct norman_msg_conn *c);
+
+/**
+ * Creates an empty stack (messages in the clear).
+ *
+ * Ownership: `*layers_out` receives a new handle; free it with `norman_msg_layers_free`.
+ * Threads: any thread.
+ */
+enum norman_result norman_msg_layers_new(struct norman_msg_layers **layers_out);
+
+/**
+ * Adds netaio's HMACAuthPlugin (auth fields hmac, nonce, ts) for `secret`. `max_skew_s` 0: no
+ * freshness check (netaio's behaviour); otherwise messages whose ts is further than that from now,
+ * or seen before, are refused (NORMAN_ERROR_MSG_AUTH / an AUTH_ERROR reply). An empty secret is
+ * NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: `secret` is borrowed and hashed (not kept, never logged). Threads: any thread, not
+ * concurrently with other calls on `l`.
+ */
+enum norman_result norman_msg_layers_add_netaio_hmac(struct norman_msg_layers *l,
+                                                     const uint8_t *secret,
+                                                     size_t len,
+                                                     uint32_t max_skew_s);
+
+/**
+ * `norman_msg_layers_add_netaio_hmac` with the MAC's auth field named `hmac_field` (NULL: "hmac";
+ * nonce and ts keep their names, shared with an outer HMAC as netaio nests them). An inner HMAC
+ * under an outer one needs its own field: `norman msg serve --inner-secret` and netaio's inner
+ * plugins use "hmac2".
+ *
+ * Ownership: borrowed and copied. Threads: any thread, not concurrently with other calls on `l`.
+ */
+enum norman_result norman_msg_layers_add_netaio_hmac_field(struct norman_msg_layers *l,
+                                                           const uint8_t *secret,
+                                                           size_t len,
+                                                           uint32_t max_skew_s,
+                                                           const char *hmac_field);
+
+/**
+ * Adds netaio's Sha256StreamCipherPlugin (auth field iv) for `key`; `encrypt_uri` as netaio's
+ * option (true is netaio's default; an inner layer should say false so routing by uri works). It
+ * has no integrity of its own: use it under an HMAC. An empty key is NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: `key` is borrowed and hashed (not kept, never logged). Threads: any thread, not
+ * concurrently with other calls on `l`.
+ */
+enum norman_result norman_msg_layers_add_netaio_cipher(struct norman_msg_layers *l,
+                                                       const uint8_t *key,
+                                                       size_t len,
+                                                       bool encrypt_uri);
+
+/**
+ * `norman_msg_layers_add_netaio_cipher` with the IV's auth field named `iv_field` (NULL: "iv"; an
+ * inner cipher under an outer one needs its own, "iv2" for `norman msg serve --inner-cipher-key`).
+ *
+ * Ownership: borrowed and copied. Threads: any thread, not concurrently with other calls on `l`.
+ */
+enum norman_result norman_msg_layers_add_netaio_cipher_field(struct norman_msg_layers *l,
+                                                             const uint8_t *key,
+                                                             size_t len,
+                                                             bool encrypt_uri,
+                                                             const char *iv_field);
+
+/**
+ * Adds libnorman's ChaCha20-Poly1305 layer (auth field aead; type, uri and auth fields
+ * authenticated, uri encrypted, 60 s timestamp window and replay cache). `key_len` must be 32,
+ * else NORMAN_ERROR_INVALID_ARGUMENT. Between libnorman peers only.
+ *
+ * Ownership: `key` is borrowed and copied (wiped when the last user of the layer goes; never
+ * logged). Threads: any thread, not concurrently with other calls on `l`.
+ */
+enum norman_result norman_msg_layers_add_aead(struct norman_msg_layers *l,
+                                              const uint8_t *key,
+                                              size_t key_len);
+
+/**
+ * `norman_msg_layers_add_aead` with its auth field named `field` (NULL: "aead") and the uri
+ * encrypted or not: an inner AEAD (per handler or per call) under an outer one needs its own field
+ * and `encrypt_uri` false, so that the server can route by uri.
+ *
+ * Ownership: borrowed and copied. Threads: any thread, not concurrently with other calls on `l`.
+ */
+enum norman_result norman_msg_layers_add_aead_field(struct norman_msg_layers *l,
+                                                    const uint8_t *key,
+                                                    size_t key_len,
+                                                    bool encrypt_uri,
+                                                    const char *field);
+
+/**
+ * Frees a stack. Whatever took a copy keeps working. NULL is a no-op.
+ *
+ * Ownership: consumes `l`. Threads: any thread, not concurrently with other calls on `l`.
+ */
+void norman_msg_layers_free(struct norman_msg_layers *l);
+
+/**
+ * The message type (a NORMAN_MSG_* value or an application type 31-255); 255 for NULL.
+ *
+ * Ownership: `m` is borrowed. Threads: any thread holding `m`.
+ */
+uint8_t norman_msg_type_of(const struct norman_msg *m);
+
+/**
+ * The uri: `*uri` and `*len` receive a pointer and length (not NUL-terminated; a zero length may
+ * come with any non-NULL pointer).
+ *
+ * Ownership: borrowed from `m`, valid until it is freed. Threads: any thread holding `m`.
+ */
+enum norman_result norman_msg_uri(const struct norman_msg *m, const uint8_t **uri, size_t *len);
+
+/**
+ * The content: `*content` and `*len` receive a pointer and length (not NUL-terminated).
+ *
+ * Ownership: borrowed from `m`, valid until it is freed. Threads: any thread holding `m`.
+ */
+enum norman_result norman_msg_content(const struct norman_msg *m,
+                                      const uint8_t **content,
+                                      size_t *len);
+
+/**
+ * An auth field's value (what remains after the layers opened the message, e.g. "norman_rid",
+ * or a field of a plain message). Absent, or not a byte string: NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: `name` borrowed; the value is borrowed from `m`, valid until it is freed.
+ * Threads: any thread holding `m`.
+ */
+enum norman_result norman_msg_auth_field(const struct norman_msg *m,
+                                         const char *name,
+                                         const uint8_t **value,
+                                         size_t *len);
+
+/**
+ * Frees a message. NULL is a no-op. Never free a message borrowed from a call
+ * (`norman_msg_call_message`).
+ *
+ * Ownership: consumes `m`. Threads: any thread.
+ */
+void norman_msg_free(struct norman_msg *m);
+
+/**
+ * Creates a UDP node bound to `bind` ("127.0.0.1:0" picks a port). `group` (NULL: no multicast)
+ * is the multicast group joined and sent to: "224.0.0.1" (netaio's default) on the node's own
+ * port, as netaio does, or "224.0.0.1:PORT" on PORT (nodes bound to different ports meet there);
+ * `multicast_if` (NULL: 127.0.0.1 for IPv4, the kernel's choice for IPv6) is the interface address
+ * (IPv4) or index (IPv6). `outer` layers (NULL: none) seal and open every datagram. Datagrams no
+ * handler takes are kept for `norman_msg_node_next` (requests among them are still answered
+ * NOT_FOUND). Bad addresses: NORMAN_ERROR_INVALID_ARGUMENT; a port in use: NORMAN_ERROR_CONNECT.
+ *
+ * Ownership: arguments borrowed and copied (the client must outlive the node); `*node_out`
+ * receives a new handle, free it with `norman_msg_node_free`.
+ * Threads: blocking (briefly); not on the callback thread or a runtime worker.
+ */
+enum norman_result norman_msg_node_new(const struct norman_client *client,
+                                       const char *bind,
+                                       const char *group,
+                                       const char *multicast_if,
+                                       const struct norman_msg_layers *outer,
+                                       struct norman_msg_node **node_out);
+
+/**
+ * The bound UDP port.
+ *
+ * Ownership: nothing transferred. Threads: any thread.
+ */
+enum norman_result norman_msg_node_port(const struct norman_msg_node *n, uint16_t *port_out);
+
+/**
+ * Handles datagrams of `type` (and `uri`; NULL/len 0: any) with `handler`, as
+ * `norman_msg_server_on` does; the reply (`norman_msg_call_reply`) goes to the sender.
+ *
+ * Ownership: as `norman_msg_server_on` (userdata_free once, after the last call, or at once if this
+ * fails). Threads: any thread, including the callback thread.
+ */
+enum norman_result norman_msg_node_on(struct norman_msg_node *n,
+                                      uint8_t mtype,
+                                      const uint8_t *uri,
+                                      size_t uri_len,
+                                      const struct norman_msg_layers *inner,
+                                      uint32_t flags,
+                                      norman_msg_handler handler_fn,
+                                      void *userdata,
+                                      norman_userdata_free userdata_free);
+
+/**
+ * Sends one datagram to `addr` ("ip:port"), sealed with `inner` (NULL: none) then the outer
+ * layers. Larger than a datagram: NORMAN_ERROR_OVERSIZE; node closed: NORMAN_CLOSED.
+ *
+ * Ownership: borrowed and copied. Threads: any thread.
+ */
+enum norman_result norman_msg_node_send_to(const struct norman_msg_node *n,
+                                           const char *addr,
+                                           uint8_t mtype,
+                                           const uint8_t *uri,
+                                           size_t uri_len,
+                                           const uint8_t *content,
+                                           size_t len,
+                                           const struct norman_msg_layers *inner);
+
+/**
+ * Sends one datagram to the multicast group. A node without a group: NORMAN_ERROR_INVALID_CONFIG.
+ *
+ * Ownership: borrowed and copied. Threads: any thread.
+ */
+enum norman_result norman_msg_node_multicast(const struct norman_msg_node *n,
+                                             uint8_t mtype,
+                                             const uint8_t *uri,
+                                             size_t uri_len,
+                                             const uint8_t *content,
+                                             size_t len,
+                                             const struct norman_msg_layers *inner);
+
+/**
+ * Sends a request datagram to `addr` and waits up to `timeout_ms` (negative: forever) for the
+ * reply from that address; errors and `*reply_out` as `norman_msg_conn_request` (no answer:
+ * NORMAN_ERROR_TIMEOUT).
+ *
+ * Ownership: borrowed and copied; `*reply_out` receives an owned message (free it).
+ * Threads: blocking; not on the callback thread or a runtime worker.
+ */
+enum norman_result norman_msg_node_request(const struct norman_msg_node *n,
+                                           const char *addr,
+                                           uint8_t mtype,
+                                           const uint8_t *uri,
+                                           size_t uri_len,
+                                           const uint8_t *content,
+                                           size_t len,
+                                           const struct norman_msg_layers *inner,
+                                           int32_t timeout_ms,
+                                           struct norman_msg **reply_out);
+
+/**
+ * Starts netaio's peer management: advertises (`id`, `data`) to the group every `every_ms`,
+ * answers and records the advertisements of others, forgets peers silent for `timeout_ms`, and
+ * multicasts DISCONNECT when the node closes. Needs a group. An empty id or a zero period:
+ * NORMAN_ERROR_INVALID_ARGUMENT.
+ *
+ * Ownership: borrowed and copied. Threads: any thread.
+ */
+enum norman_result norman_msg_node_manage_peers(struct norman_msg_node *n,
+                                                const uint8_t *id,
+                                                size_t id_len,
+                                                const uint8_t *data,
+                                                size_t data_len,
+                                                uint32_t every_ms,
+                                                uint32_t timeout_ms);
+
+/**
+ * The known peers as a JSON array:
+ * `[{"id_hex":"..","addr":"ip:port","data_b64":"..","last_seen_ms_ago":N}]` (most recent address).
+ *
+ * Ownership: `*json_out` receives a string owned by the caller: free it with `norman_string_free`.
+ * Threads: any thread.
+ */
+enum norman_result norman_msg_node_peers_json(const struct norman_msg_node *n, char **json_out);
+
+/**
+ * The next datagram no handler took, waiting up to `timeout_ms` (0: do not wait; negative: until
+ * one comes or the node closes). None in time: NORMAN_NO_EVENT; node closed: NORMAN_CLOSED.
+ *
+ * Ownership: `*msg_out` receives an owned message (free it with `norman_msg_free`).
+ * Threads: any thread; with a non-zero timeout not the callback thread or a runtime worker.
+ */
+enum norman_result norman_msg_node_next(const struct norman_msg_node *n,
+                                        int32_t timeout_ms,
+                                        struct norman_msg **msg_out);
+
+/**
+ * Closes the node (DISCONNECT multicast first when managing peers); waiting requests and
+ * `norman_msg_node_next` return NORMAN_CLOSED, later sends too. Idempotent.
+ *
+ * Ownership: nothing transferred; still free the handle. Threads: any thread.
+ */
+enum norman_result norman_msg_node_close(const struct norman_msg_node *n);
+
+/**
+ * Closes and frees the node; each handler's userdata_free runs once, after its last call. Free it
+ * before its client. NULL is a no-op.
+ *
+ * Ownership: consumes `n`. Threads: any thread, not concurrently with other calls on `n`.
+ */
+void norman_msg_node_free(struct norman_msg_node *n);
+
+/**
+ * Creates a server (not listening yet) with instance layers `outer` (NULL: none), which open every
+ * message and seal every reply, notification and broadcast.
+ *
+ * Ownership: `client` and `outer` borrowed (layers copied; the client must outlive the server);
+ * `*server_out` receives a new handle, free it with `norman_msg_server_free` before the client.
+ * Threads: any thread.
+ */
+enum norman_result norman_msg_server_new(const struct norman_client *client,
+                                         const struct norman_msg_layers *outer,
+                                         struct norman_msg_server **server_out);
+
+/**
+ * Handles messages of `type` (and `uri`; NULL/len 0: any uri of that type) with `handler`, which
+ * runs on the client's callback thread, one call at a time, and receives each message as a
+ * `norman_msg_call` it owns: answer it with `norman_msg_call_reply` (then, or later from any
+ * thread) or drop it with `norman_msg_call_free`. `inner` layers (NULL: none) open the message
+ * after routing and seal the reply; a message failing them gets AUTH_ERROR and never reaches the
+ * handler. Flags: NORMAN_MSG_ONCE. Before or after listen; a later registration of the same
+ * (type, uri) replaces this one. Messages no handler takes get NOT_FOUND.
+ *
+ * Ownership: `uri` and `inner` borrowed and copied. `userdata` is the handler's: `userdata_free`
+ * (may be NULL) runs exactly once, on the callback thread, after the handler's last call (when it
+ * is replaced, removed by NORMAN_MSG_ONCE, or the server freed) — or at once if this call fails.
+ * Threads: any thread, including the callback thread.
+ */
+enum norman_result norman_msg_server_on(struct norman_msg_server *s,
+                                        uint8_t mtype,
+                                        const uint8_t *uri,
+                                        size_t uri_len,
+                                        const struct norman_msg_layers *inner,
+                                        uint32_t flags,
+                                        norman_msg_handler handler_fn,
+                                        void *userdata,
+                                        norman_userdata_free userdata_free);
+
+/**
+ * With `on` true, SUBSCRIBE_URI and UNSUBSCRIBE_URI (any uri) are answered by the library:
+ * the connection is (un)subscribed and gets CONFIRM_SUBSCRIBE / CONFIRM_UNSUBSCRIBE, as netaio's
+ * usual server does. False removes those handlers (as it removes C handlers of those types).
+ *
+ * Ownership: nothing transferred. Threads: any thread.
+ */
+enum norman_result norman_msg_server_auto_subscribe(struct norman_msg_server *s, bool on);
+
+/**
+ * Binds `addr` ("127.0.0.1:0" picks a free port) and starts accepting; `*port_out` (may be NULL)
+ * receives the bound port. A bad address: NORMAN_ERROR_CONNECT (with the reason).
+ *
+ * Ownership: `addr` borrowed. Threads: blocking (briefly); not on the callback thread or a runtime
+ * worker.
+ */
+enum norman_result norman_msg_server_listen(struct norman_msg_server *s,
+                                            const char *addr,
+                                            uint16_t *port_out);
+
+/**
+ * Sends NOTIFY_URI (`uri`, `content`) to every connection subscribed to `uri`, sealed with the
+ * instance layers; `*delivered_out` (may be NULL) receives how many were queued. A subscriber
+ * whose queue is full is disconnected (it never holds up the others). Oversize:
+ * NORMAN_ERROR_OVERSIZE.
+ *
+ * Ownership: `uri` and `content` borrowed and copied. Threads: any thread, including the callback
+ * thread (it never waits).
+ */
+enum norman_result norman_msg_server_notify(const struct norman_msg_server *s,
+                                            const uint8_t *uri,
+                                            size_t uri_len,
+                                            const uint8_t *content,
+                                            size_t len,
+                                            size_t *delivered_out);
+
+/**
+ * Sends (`type`, `uri`, `content`) to every connected client, sealed with the instance layers;
+ * `*delivered_out` (may be NULL) receives how many were queued (slow consumers as in notify).
+ *
+ * Ownership: borrowed and copied. Threads: any thread, including the callback thread.
+ */
+enum norman_result norman_msg_server_broadcast(const struct norman_msg_server *s,
+                                               uint8_t mtype,
+                                               const uint8_t *uri,
+                                               size_t uri_len,
+                                               const uint8_t *content,
+                                               size_t len,
+                                               size_t *delivered_out);
+
+/**
+ * Stops listening and closes every connection (queued replies get about a second to go out);
+ * calls answered afterwards get NORMAN_CLOSED. Idempotent. Off the callback thread it waits for
+ * the server's tasks to end; on it, they end in the background.
+ *
+ * Ownership: nothing transferred; still free the handle. Threads: any thread.
+ */
+enum norman_result norman_msg_server_close(const struct norman_msg_server *s);
+
+/**
+ * Closes the server (see `norman_msg_server_close`) and frees it; each handler's userdata_free
+ * runs once, on the callback thread, after its last call. Calls still held by the application
+ * stay valid: answering them gives NORMAN_CLOSED. Free it before its client. NULL is a no-op.
+ *
+ * Ownership: consumes `s`. Threads: any thread, not concurrently with other calls on `s`.
+ */
+void norman_msg_server_free(struct norman_msg_server *s);
 
 #ifdef __cplusplus
 }  // extern "C"

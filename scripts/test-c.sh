@@ -3,7 +3,8 @@
 # libraries: -Wall -Wextra -Werror -pedantic, AddressSanitizer (leaks included) on the shared build,
 # the header compiled as C++, the exported symbols checked against the header, the SONAME, static
 # links with exactly the system libraries rustc names (native-static-libs), `make install` (file
-# names, links, stripped, pkg-config shared and static), the quickstart example, and the backend
+# names, links, stripped, pkg-config shared and static), the quickstart example, the messaging tests
+# (test_msg.c: C peers, `norman msg serve`, netaio from the test venv) and example, and the backend
 # tests against a real `norman serve` when this build has it.
 #
 # Usage: scripts/test-c.sh [--release]   (CARGO_TARGET_DIR is honoured)
@@ -71,8 +72,13 @@ $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_route
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_backend.c -o "$out/test_backend_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnorman.a" "${static_libs[@]}"
-# Built, not run (scripts/bench-c.sh runs it): so the benchmark never rots.
+$cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_msg.c -o "$out/test_msg_asan" \
+    -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
+$cc "${cflags[@]}" tests/c/test_msg.c -o "$out/test_msg_static" "$lib_dir/libnorman.a" "${static_libs[@]}" -lpthread
+$cc "${cflags[@]}" examples/c/messaging.c -o "$out/messaging" "$lib_dir/libnorman.a" "${static_libs[@]}"
+# Built, not run (scripts/bench-c.sh and scripts/bench-msg-bindings.sh run them): so they never rot.
 $cc "${cflags[@]}" tests/c/bench.c -o "$out/bench" "$lib_dir/libnorman.a" "${static_libs[@]}"
+$cc "${cflags[@]}" tests/c/bench_msg.c -o "$out/bench_msg" "$lib_dir/libnorman.a" "${static_libs[@]}"
 
 echo "== C: make install into a scratch prefix; pkg-config builds (shared, static) of the quickstart"
 prefix="$out/prefix"
@@ -108,6 +114,14 @@ echo "== C: test_routes: the token goes to the base URL only (shared library, Ad
 "$out/test_routes_asan"
 echo "== C: test_ffi (static library through pkg-config --static)"
 "$out/test_ffi_static_pc"
+# Messaging: C peers, `norman msg serve` ($NORMAN_BIN) and netaio 0.0.9 when NORMAN_TEST_PYTHON is set
+# (scripts/py-venv.sh; without it those cases are skipped, or fail under NORMAN_REQUIRE_PYTHON).
+echo "== C: test_msg: messaging (shared library, AddressSanitizer)"
+"$out/test_msg_asan"
+echo "== C: test_msg (static library)"
+"$out/test_msg_static"
+echo "== C: messaging example"
+"$out/messaging"
 
 serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
 if "$serve_bin" serve --help >/dev/null 2>&1; then

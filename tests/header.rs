@@ -24,12 +24,25 @@ fn checked_in_header_matches_the_generated_one() {
     );
 }
 
+/// The .rs files under `dir`, subfolders included (src/ffi/msg/...).
+fn rust_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, files);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+}
+
 /// Names of the `#[no_mangle]` functions in src/ffi.
 fn exported_functions() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi");
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi"), &mut files);
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for path in files {
+        let text = std::fs::read_to_string(path).unwrap();
         let mut exported = false;
         for line in text.lines() {
             let line = line.trim();

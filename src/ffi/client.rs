@@ -191,7 +191,8 @@ impl ClientShared {
         op_id
     }
 
-    fn send(&self, dispatch: Dispatch) {
+    /// Hands `dispatch` to the callback thread (dropped there unrun once the client is freed).
+    pub(crate) fn send(&self, dispatch: Dispatch) {
         let sender = self.dispatch.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = sender.as_ref() {
             // A closed channel drops the dispatch, which still frees its userdata.

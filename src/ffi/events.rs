@@ -46,7 +46,10 @@ impl norman_event {
         completion: Completion,
     ) -> Box<Self> {
         let (result, message, outcome) = match result {
-            Ok(outcome) => (NORMAN_OK, None, outcome),
+            Ok(mut outcome) => match outcome.failure.take() {
+                Some(e) => (e.code, CString::new(e.message.replace('\0', " ")).ok(), outcome),
+                None => (NORMAN_OK, None, outcome),
+            },
             Err(e) => (e.code, CString::new(e.message.replace('\0', " ")).ok(), Outcome::default()),
         };
         Box::new(Self {
@@ -62,6 +65,14 @@ impl norman_event {
 
     pub(crate) fn result(&self) -> norman_result {
         self.result
+    }
+
+    pub(crate) fn kind(&self) -> norman_event_kind {
+        self.kind
+    }
+
+    pub(crate) fn outcome(&self) -> &Outcome {
+        &self.outcome
     }
 }
 
@@ -87,6 +98,9 @@ pub enum norman_event_kind {
     NORMAN_EVENT_RETRIEVE_FILE = 3,
     /// `norman_client_entity_state_async`: the entity state.
     NORMAN_EVENT_ENTITY_STATE = 4,
+    /// `norman_msg_conn_request_async`: the reply (`norman_event_take_msg`), also when the result is
+    /// NORMAN_ERROR_MSG_REMOTE.
+    NORMAN_EVENT_MSG_REPLY = 5,
 }
 
 /// What a finished operation hands back; each kind fills its own fields.
@@ -96,6 +110,10 @@ pub(crate) struct Outcome {
     pub bytes: u64,
     pub checksum: u64,
     pub state: norman_entity_state,
+    /// A message reply, moved out once by `norman_event_take_msg`.
+    pub msg: std::sync::Mutex<Option<crate::msg::Message>>,
+    /// An error that still hands out `msg` (NORMAN_ERROR_MSG_REMOTE): the event's result.
+    pub failure: Option<FfiError>,
 }
 
 impl Default for Outcome {
@@ -106,6 +124,8 @@ impl Default for Outcome {
             bytes: 0,
             checksum: 0,
             state: norman_entity_state::NORMAN_ENTITY_PENDING,
+            msg: std::sync::Mutex::new(None),
+            failure: None,
         }
     }
 }
@@ -134,6 +154,9 @@ impl UserData {
 pub(crate) enum Dispatch {
     Complete(Box<norman_event>, norman_callback),
     Progress(unsafe extern "C" fn(*mut c_void, u64, u64), UserData, u64, u64),
+    /// Work for the callback thread (a message handler's call; a userdata_free after the last
+    /// one). Dropped unrun when the client is gone, so its captures must clean up on drop.
+    Run(Box<dyn FnOnce() + Send>),
 }
 
 /// Completions without a callback, waiting for `norman_client_next_event`.
@@ -227,6 +250,10 @@ pub(crate) fn dispatcher(rx: mpsc::Receiver<Dispatch>, queue: Arc<EventQueue>) {
             // SAFETY: as above; userdata is alive until its operation's completion is freed, which
             // is queued behind this report.
             Dispatch::Progress(cb, userdata, sent, total) => unsafe { cb(userdata.0, sent, total) },
+            Dispatch::Run(job) => {
+                // A panic in the library's part of a job must not end the callback thread.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
         }
     }
 }

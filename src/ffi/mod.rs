@@ -26,6 +26,9 @@ pub mod log;
 pub mod request;
 pub mod upload;
 
+pub mod memory;
+pub mod msg;
+
 use std::ffi::c_char;
 
 pub use boundary::norman_result;

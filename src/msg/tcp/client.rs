@@ -354,7 +354,9 @@ impl Client {
     /// The next unsolicited message no handler took (`None` once closed).
     pub async fn recv(&self) -> Option<Message> {
         let mut rx = self.inner.inbox_rx.lock().await;
+        // Biased: what arrived before the close is still handed out.
         tokio::select! {
+            biased;
             m = rx.recv() => m,
             _ = async { let mut s = self.inner.stop.subscribe(); let _ = s.wait_for(|s| *s).await; } => None,
         }

@@ -232,6 +232,11 @@ impl Node {
         result
     }
 
+    /// Whether [`Node::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        *self.inner.stop.borrow()
+    }
+
     /// Stops the node; with peer management, multicasts DISCONNECT first (as netaio does).
     pub async fn close(&self) {
         let managing = lock(&self.inner.managing).take();
