@@ -367,6 +367,21 @@ typedef enum norman_msg_type {
 } norman_msg_type;
 
 /**
+ * A BSON connection (opaque): from `norman_bson_connect` or `norman_bson_accept`.
+ */
+typedef struct norman_bson_conn norman_bson_conn;
+
+/**
+ * One BSON document (opaque), owned by the caller: from `norman_bson_recv`.
+ */
+typedef struct norman_bson_doc norman_bson_doc;
+
+/**
+ * A BSON listener (opaque): from `norman_bson_listen`.
+ */
+typedef struct norman_bson_listener norman_bson_listener;
+
+/**
  * A client (opaque): one runtime, one connection pool, one callback thread.
  */
 typedef struct norman_client norman_client;
@@ -1183,20 +1198,21 @@ enum norman_result norman_client_push_file_async(const struct norman_client *cli
                                                  uint64_t *op_id_out);
 
 /**
- * Frees a string the library returned (norman_msg_node_peers_json, norman_bson_to_json, ...).
- * NULL is a no-op.
+ * Frees a string the library returned through a `char **` output (such as
+ * `norman_bson_to_json`). NULL is a no-op.
  *
- * Ownership: consumes `s`, which must come from the library and not be used again.
+ * Ownership: consumes `s`; it must come from libnorman and is not used again. Never pass a string
+ * from another allocator, nor a borrowed one (`norman_last_error`, `norman_version`).
  * Threads: any thread.
  */
 void norman_string_free(char *s);
 
 /**
- * Frees a byte buffer the library returned, with the length it returned alongside it. NULL is a
- * no-op.
+ * Frees a byte buffer the library returned through a `uint8_t **` output together with its
+ * length (such as `norman_bson_from_json`); `len` must be that length. NULL is a no-op.
  *
- * Ownership: consumes `p`, which must come from the library with exactly this `len` and not be
- * used again. Threads: any thread.
+ * Ownership: consumes `p`; it must come from libnorman and is not used again.
+ * Threads: any thread.
  */
 void norman_bytes_free(uint8_t *p, size_t len);
 
@@ -1768,6 +1784,191 @@ enum norman_result norman_msg_server_close(const struct norman_msg_server *s);
  * Ownership: consumes `s`. Threads: any thread, not concurrently with other calls on `s`.
  */
 void norman_msg_server_free(struct norman_msg_server *s);
+
+/**
+ * The bytes of a received document, borrowed from it.
+ *
+ * Ownership: `*data` points into `d` and stays valid until `norman_bson_doc_free(d)`; `*len` is at
+ * least 5. Threads: any thread holding the document.
+ */
+enum norman_result norman_bson_doc_data(const struct norman_bson_doc *d,
+                                        const uint8_t **data,
+                                        size_t *len);
+
+/**
+ * Frees a document from `norman_bson_recv`. NULL is a no-op.
+ *
+ * Ownership: consumes `d` (pointers from `norman_bson_doc_data` die with it). Threads: any thread.
+ */
+void norman_bson_doc_free(struct norman_bson_doc *d);
+
+/**
+ * One line of relaxed Extended JSON for the document `doc` (exactly one document of `len` bytes,
+ * up to 2 GiB - 1, nested at most 100 deep; else NORMAN_ERROR_INVALID_BSON, also for len 0).
+ * Key order is kept; binary is `{"$binary":{"base64":..,"subType":..}}`, dates `{"$date":..}`,
+ * 0x11 `{"$timestamp":{"t":..,"i":..}}`.
+ *
+ * Ownership: `doc` is borrowed for the call; `*json_out` receives a new NUL-terminated string:
+ * free it with `norman_string_free`. Threads: any thread (no client needed).
+ */
+enum norman_result norman_bson_to_json(const uint8_t *doc, size_t len, char **json_out);
+
+/**
+ * The BSON document written as relaxed (or canonical) Extended JSON in `json`: one JSON object
+ * (else NORMAN_ERROR_INVALID_JSON, with the reason in norman_last_error), key order kept.
+ *
+ * Ownership: `json` is borrowed for the call; `*doc_out` / `*len_out` receive a new buffer (the
+ * whole document, length prefix included): free it with `norman_bytes_free(*doc_out, *len_out)`.
+ * Threads: any thread (no client needed).
+ */
+enum norman_result norman_bson_from_json(const char *json, uint8_t **doc_out, size_t *len_out);
+
+/**
+ * Connects to a BSON peer at `addr` ("HOST:PORT", such as "127.0.0.1:27017"; names are resolved).
+ * `max_doc` bounds the documents received and sent (length prefix included): 0 is 16 MiB; below 5
+ * or above 2 GiB - 1 is NORMAN_ERROR_INVALID_ARGUMENT. Blocks until connected:
+ * NORMAN_ERROR_CONNECT when refused or unreachable, NORMAN_ERROR_TIMEOUT after `timeout_ms`
+ * (< 0: no limit of ours).
+ *
+ * Ownership: `client` and `addr` are borrowed for the call; the connection keeps the client's
+ * runtime in use, so free it before the client. `*conn_out` receives a new handle: free it with
+ * `norman_bson_conn_free`.
+ * Threads: any thread except the client's callback thread or a runtime worker
+ * (NORMAN_ERROR_WRONG_THREAD).
+ */
+enum norman_result norman_bson_connect(const struct norman_client *client,
+                                       const char *addr,
+                                       size_t max_doc,
+                                       int32_t timeout_ms,
+                                       struct norman_bson_conn **conn_out);
+
+/**
+ * Listens for BSON connections on `addr` ("127.0.0.1:0" picks a free port, see
+ * `norman_bson_listener_port`). `max_doc` bounds the documents of accepted connections,
+ * as in `norman_bson_connect`. NORMAN_ERROR_IO when the address cannot be bound.
+ *
+ * Ownership: `client` and `addr` are borrowed; free the listener (and its connections) before the
+ * client. `*listener_out` receives a new handle: free it with `norman_bson_listener_free`.
+ * Threads: any thread except the client's callback thread or a runtime worker
+ * (NORMAN_ERROR_WRONG_THREAD).
+ */
+enum norman_result norman_bson_listen(const struct norman_client *client,
+                                      const char *addr,
+                                      size_t max_doc,
+                                      struct norman_bson_listener **listener_out);
+
+/**
+ * The port the listener is bound to.
+ *
+ * Ownership: `l` is borrowed; `*port_out` is written. Threads: any thread.
+ */
+enum norman_result norman_bson_listener_port(const struct norman_bson_listener *l,
+                                             uint16_t *port_out);
+
+/**
+ * Waits up to `timeout_ms` (< 0: forever; 0: only a connection already waiting) for the next
+ * connection: NORMAN_NO_EVENT when none came.
+ *
+ * Ownership: `l` is borrowed; `*conn_out` receives a new connection: free it with
+ * `norman_bson_conn_free` (before the client; it outlives the listener if you like).
+ * Threads: any thread except the client's callback thread or a runtime worker
+ * (NORMAN_ERROR_WRONG_THREAD); several threads may accept at once.
+ */
+enum norman_result norman_bson_accept(const struct norman_bson_listener *l,
+                                      int32_t timeout_ms,
+                                      struct norman_bson_conn **conn_out);
+
+/**
+ * Stops listening and frees the listener; connections it accepted stay open. NULL is a no-op.
+ *
+ * Ownership: consumes `l`. Threads: any thread, not concurrently with other calls on it.
+ */
+void norman_bson_listener_free(struct norman_bson_listener *l);
+
+/**
+ * Sends exactly one document: `doc` must be one valid BSON document of exactly `len` bytes
+ * (length prefix included, every element well-formed, nested at most 100 deep), else
+ * NORMAN_ERROR_INVALID_BSON (also for len 0) and nothing is sent; larger than the connection's
+ * `max_doc`: NORMAN_ERROR_OVERSIZE, nothing sent. Blocks until the document is handed to the
+ * kernel (a peer that does not read can hold it: `norman_bson_conn_close` from another thread
+ * releases it). NORMAN_CLOSED after close or when the peer is gone; NORMAN_ERROR_STATE after a send
+ * that stopped part way (the peer would misread what follows).
+ *
+ * Ownership: `doc` is borrowed for the call. Threads: any thread except the client's callback
+ * thread or a runtime worker (NORMAN_ERROR_WRONG_THREAD); sends from several threads go out one
+ * whole document after another; a send may run while another thread receives.
+ */
+enum norman_result norman_bson_send(const struct norman_bson_conn *c,
+                                    const uint8_t *doc,
+                                    size_t len);
+
+/**
+ * Sends the document written as relaxed (or canonical) Extended JSON in `json` (one JSON object,
+ * else NORMAN_ERROR_INVALID_JSON and nothing is sent); otherwise as `norman_bson_send`.
+ *
+ * Ownership: `json` is borrowed for the call. Threads: as `norman_bson_send`.
+ */
+enum norman_result norman_bson_send_json(const struct norman_bson_conn *c, const char *json);
+
+/**
+ * Receives the next document, validated, waiting up to `timeout_ms` (< 0: forever; 0: only what
+ * already arrived).
+ * - NORMAN_NO_EVENT: the timeout passed and nothing of a next document had arrived.
+ * - NORMAN_ERROR_TIMEOUT: the timeout passed part way through a document; what arrived is kept and
+ *   the next call resumes it.
+ * - NORMAN_CLOSED: the peer ended the stream cleanly between documents (or the connection was
+ *   closed); nothing more will come.
+ * - NORMAN_ERROR_TRUNCATED: the stream ended inside a document.
+ * - NORMAN_ERROR_OVERSIZE: the length prefix is above `max_doc`; NORMAN_ERROR_PROTOCOL: it is below
+ *   5 (or negative). Both are refused before anything is allocated for the document.
+ * - NORMAN_ERROR_INVALID_BSON: a complete frame whose body is not a valid document; the stream is
+ *   still in step (the next call reads the next document).
+ * - NORMAN_ERROR_STATE: after TRUNCATED, OVERSIZE, PROTOCOL or a cut `norman_bson_recv_exact`, the
+ *   stream is out of step: every later receive returns this; close the connection.
+ * - NORMAN_ERROR_CANCELLED: the client was closed (`norman_client_close`), as every blocking call.
+ *
+ * Ownership: `*doc_out` receives a new document: free it with `norman_bson_doc_free`.
+ * Threads: any thread except the client's callback thread or a runtime worker
+ * (NORMAN_ERROR_WRONG_THREAD); receives from several threads take turns; a receive may run while
+ * another thread sends.
+ */
+enum norman_result norman_bson_recv(const struct norman_bson_conn *c,
+                                    int32_t timeout_ms,
+                                    struct norman_bson_doc **doc_out);
+
+/**
+ * Reads exactly `n` bytes into `buf` (py-bson's `recvbytes`), waiting up to `timeout_ms` (as
+ * `norman_bson_recv`). NORMAN_CLOSED: the stream ended cleanly before the first byte;
+ * NORMAN_ERROR_TRUNCATED: it ended part way (the bytes read are in `buf`); NORMAN_NO_EVENT: the
+ * timeout passed with nothing read; NORMAN_ERROR_TIMEOUT: it passed part way (the bytes read are
+ * lost to the stream: later receives return NORMAN_ERROR_STATE). NORMAN_ERROR_STATE as well while a
+ * document is partly received (a `norman_bson_recv` timed out inside it: finish that first). Shares
+ * the connection's read buffer with `norman_bson_recv`, so the two can be mixed. `n` must not be 0
+ * (NORMAN_ERROR_INVALID_ARGUMENT); no limit of `max_doc` applies (the buffer is the caller's).
+ *
+ * Ownership: `buf` is borrowed for the call and written. Threads: as `norman_bson_recv`.
+ */
+enum norman_result norman_bson_recv_exact(const struct norman_bson_conn *c,
+                                          uint8_t *buf,
+                                          size_t n,
+                                          int32_t timeout_ms);
+
+/**
+ * Closes the connection: the socket is shut down (the peer sees a clean end between documents,
+ * unless a send was cut), calls blocked in other threads on it return NORMAN_CLOSED, and so does
+ * every later call. Closing twice is fine.
+ *
+ * Ownership: nothing is transferred; the handle still needs `norman_bson_conn_free`.
+ * Threads: any thread, including the callback thread, concurrently with other calls on it.
+ */
+enum norman_result norman_bson_conn_close(const struct norman_bson_conn *c);
+
+/**
+ * Closes (as `norman_bson_conn_close`) and frees the connection. NULL is a no-op.
+ *
+ * Ownership: consumes `c`. Threads: any thread, not concurrently with other calls on it.
+ */
+void norman_bson_conn_free(struct norman_bson_conn *c);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -71,6 +71,9 @@ $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_route
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_backend.c -o "$out/test_backend_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
+$cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_bson.c -o "$out/test_bson_asan" \
+    -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
+$cc "${cflags[@]}" tests/c/test_bson.c -o "$out/test_bson_static" "$lib_dir/libnorman.a" "${static_libs[@]}" -lpthread
 $cc "${cflags[@]}" examples/c/quickstart.c -o "$out/quickstart" "$lib_dir/libnorman.a" "${static_libs[@]}"
 $cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_msg.c -o "$out/test_msg_asan" \
     -L"$lib_dir" -Wl,-rpath,"$lib_dir" -lnorman -lpthread
@@ -122,6 +125,12 @@ echo "== C: test_msg (static library)"
 "$out/test_msg_static"
 echo "== C: messaging example"
 "$out/messaging"
+# BSON frames: C <-> C, raw and killed peers, `norman bson serve`, py-bson peers (the venv when
+# NORMAN_TEST_PYTHON is set; skipped with a message otherwise, unless NORMAN_REQUIRE_PYTHON=1).
+echo "== C: test_bson (shared library, AddressSanitizer)"
+"$out/test_bson_asan"
+echo "== C: test_bson (static library)"
+"$out/test_bson_static"
 
 serve_bin=${NORMAN_SERVE_BIN:-$NORMAN_BIN}   # another build's norman can serve the tests
 if "$serve_bin" serve --help >/dev/null 2>&1; then

@@ -65,6 +65,12 @@ impl FrameReader {
         &self.limits
     }
 
+    /// True while a frame is partly read (a timeout or an I/O error stopped it): the next
+    /// [`FrameReader::read`] resumes it, and nothing else may read the stream in between.
+    pub fn partial(&self) -> bool {
+        !self.consumed && !self.broken && self.filled > 0
+    }
+
     /// The next document, validated, borrowed from the reader's buffer; `None` when the peer closed
     /// the stream cleanly between documents. `timeout` bounds this call.
     pub async fn read<R: AsyncRead + Unpin + ?Sized>(

@@ -1,46 +1,53 @@
-//! Freeing what the library hands out by value: NUL-terminated strings and byte buffers.
+//! Freeing what the library hands out by value: NUL-terminated strings (`char **` outputs) and byte
+//! buffers (`uint8_t **` + `size_t *` outputs). Each is allocated by Rust and must come back here,
+//! never to the C allocator's `free`.
 
 use std::ffi::{c_char, CString};
 
 use super::boundary::guard_value;
 
-/// A string for C, freed with `norman_string_free` (interior NULs become spaces).
+/// Hands a string to C; free it with `norman_string_free`. An interior NUL (never produced by
+/// the callers: JSON escapes it) is replaced by a space rather than cutting the string short.
 pub(crate) fn string_out(s: String) -> *mut c_char {
-    CString::new(s.replace('\0', " ")).unwrap_or_default().into_raw()
+    let text = CString::new(s).unwrap_or_else(|e| {
+        let bytes = e.into_vec().into_iter().map(|b| if b == 0 { b' ' } else { b }).collect::<Vec<u8>>();
+        CString::new(bytes).unwrap_or_default()
+    });
+    text.into_raw()
 }
 
-/// A byte buffer for C, freed with `norman_bytes_free(ptr, len)`.
-#[allow(dead_code)] // used by the BSON functions
-pub(crate) fn bytes_out(v: Vec<u8>) -> (*mut u8, usize) {
-    let b = v.into_boxed_slice();
-    let len = b.len();
-    (Box::into_raw(b).cast::<u8>(), len)
+/// Hands bytes to C as (pointer, length); free them with `norman_bytes_free` and that length.
+pub(crate) fn bytes_out(bytes: Vec<u8>) -> (*mut u8, usize) {
+    let boxed = bytes.into_boxed_slice();
+    let len = boxed.len();
+    (Box::into_raw(boxed).cast::<u8>(), len)
 }
 
-/// Frees a string the library returned (norman_msg_node_peers_json, norman_bson_to_json, ...).
-/// NULL is a no-op.
+/// Frees a string the library returned through a `char **` output (such as
+/// `norman_bson_to_json`). NULL is a no-op.
 ///
-/// Ownership: consumes `s`, which must come from the library and not be used again.
+/// Ownership: consumes `s`; it must come from libnorman and is not used again. Never pass a string
+/// from another allocator, nor a borrowed one (`norman_last_error`, `norman_version`).
 /// Threads: any thread.
 #[no_mangle]
 pub unsafe extern "C" fn norman_string_free(s: *mut c_char) {
     if s.is_null() {
         return;
     }
-    // SAFETY: the pointer came from CString::into_raw in this library (the caller's contract).
+    // SAFETY: per contract `s` came from `CString::into_raw` in this library and is not used again.
     guard_value((), || drop(unsafe { CString::from_raw(s) }))
 }
 
-/// Frees a byte buffer the library returned, with the length it returned alongside it. NULL is a
-/// no-op.
+/// Frees a byte buffer the library returned through a `uint8_t **` output together with its
+/// length (such as `norman_bson_from_json`); `len` must be that length. NULL is a no-op.
 ///
-/// Ownership: consumes `p`, which must come from the library with exactly this `len` and not be
-/// used again. Threads: any thread.
+/// Ownership: consumes `p`; it must come from libnorman and is not used again.
+/// Threads: any thread.
 #[no_mangle]
 pub unsafe extern "C" fn norman_bytes_free(p: *mut u8, len: usize) {
     if p.is_null() {
         return;
     }
-    // SAFETY: the pointer and length came from `bytes_out` (a boxed slice), per the contract.
+    // SAFETY: per contract (p, len) came from `bytes_out` (a boxed slice of exactly `len` bytes).
     guard_value((), || drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) }))
 }

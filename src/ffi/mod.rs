@@ -1,7 +1,8 @@
 //! The C ABI of libnorman, declared in `include/norman.h` (generated from this module by cbindgen).
 //!
 //! One module per handle family (`config`; `client`: runtime and operations; `events`; `upload`;
-//! `download`; `request`; `hasher`; `log`) and one boundary module that every export goes through: panics are caught,
+//! `download`; `request`; `hasher`; `log`; `memory`: freeing returned strings and buffers; `bson`,
+//! `bson_conn`: BSON frames) and one boundary module that every export goes through: panics are caught,
 //! pointers and lengths checked before any slice is built, strings checked for UTF-8, and
 //! [`crate::Error`] mapped to a stable `norman_result`. No business logic lives here: each function
 //! converts its arguments and calls the core.
@@ -28,6 +29,9 @@ pub mod upload;
 
 pub mod memory;
 pub mod msg;
+
+pub mod bson;
+pub mod bson_conn;
 
 use std::ffi::c_char;
 
