@@ -52,11 +52,13 @@ soname_link "$lib_dir"   # what programs linked against the build tree load
 
 echo "== C: exported symbols are all declared in include/norman.h"
 missing=0
-for sym in $(nm -D --defined-only "$lib_dir/libnorman.so" | awk '$2 == "T" && $3 ~ /^norman_/ {print $3}'); do
+# nm's list read once: `nm | grep -q` under pipefail fails when grep stops reading early (SIGPIPE).
+exported=$(nm -D --defined-only "$lib_dir/libnorman.so")
+for sym in $(awk '$2 == "T" && $3 ~ /^norman_/ {print $3}' <<<"$exported"); do
     grep -Eq "[ *]$sym\(" include/norman.h || { echo "exported but not in norman.h: $sym"; missing=1; }
 done
 for sym in $(grep -Eo 'norman_[a-z0-9_]+\(' include/norman.h | tr -d '(' | sort -u); do
-    nm -D --defined-only "$lib_dir/libnorman.so" | grep -q " T $sym\$" || { echo "declared but not exported: $sym"; missing=1; }
+    grep -q " T $sym\$" <<<"$exported" || { echo "declared but not exported: $sym"; missing=1; }
 done
 [ "$missing" -eq 0 ]
 

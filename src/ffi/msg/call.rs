@@ -37,7 +37,7 @@ impl norman_msg_call {
         check_sizes(self.msg.msg.uri.len(), content.len())?;
         let mut m = Message::new(t, self.msg.msg.uri.clone(), Bytes::copy_from_slice(content));
         if let Some(rid) = self.msg.msg.auth.get_bytes(REQUEST_ID_FIELD).filter(|r| r.len() <= 16) {
-            m.auth.set_bytes(REQUEST_ID_FIELD, &rid.to_vec());
+            m.auth.set_bytes(REQUEST_ID_FIELD, rid);
         }
         // The handler's layers first; the server or node seals with its instance layers.
         self.inner.seal(&mut m)?;
