@@ -20,6 +20,7 @@ type outcome struct {
 	bytes    uint64
 	checksum uint64
 	state    EntityState
+	msg      *Message // a messaging reply (also with ErrMsgRemote)
 }
 
 // pending is the Go side of one asynchronous operation; a cgo.Handle to it is the C userdata.
@@ -48,6 +49,14 @@ func goNormanComplete(userdata unsafe.Pointer, event *C.norman_event) {
 		out.checksum = uint64(C.norman_event_checksum(event))
 	case C.NORMAN_EVENT_ENTITY_STATE:
 		out.state = EntityState(C.norman_event_entity_state(event))
+	case C.NORMAN_EVENT_MSG_REPLY:
+		var m *C.norman_msg
+		if C.norman_event_take_msg(event, &m) == C.NORMAN_OK && m != nil {
+			var v C.go_msg_view
+			C.go_msg_view_of(m, &v)
+			out.msg = newMessage(&v)
+			C.norman_msg_free(m)
+		}
 	}
 	p.done <- out
 }

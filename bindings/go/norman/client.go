@@ -18,6 +18,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"sync"
@@ -70,6 +71,12 @@ type Client struct {
 	mu    sync.RWMutex
 	ptr   *C.norman_client
 	token atomic.Value // Secret: kept only to scrub it from error messages a server might echo
+	// timeout bounds the waits of messaging calls whose context has no deadline (connects).
+	timeout time.Duration
+	// closing refuses new calls once Close started; children are the messaging and BSON handles
+	// made from the client, which the C API needs closed before the client is freed.
+	closing  atomic.Bool
+	children sync.Map // io.Closer -> struct{}
 }
 
 // NewClient validates cfg and starts a client (its runtime threads and callback thread).
@@ -92,7 +99,10 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := applyConfig(config, cfg); err != nil {
 		return nil, err
 	}
-	c := &Client{}
+	c := &Client{timeout: cfg.Timeout}
+	if c.timeout == 0 {
+		c.timeout = 10 * time.Second // the library's default
+	}
 	c.token.Store(cfg.Token)
 	if err := call("new client", func() C.enum_norman_result { return C.norman_client_new(config, &c.ptr) }); err != nil {
 		return nil, err
@@ -174,13 +184,27 @@ func applyConfig(config *C.norman_config, cfg Config) error {
 // Close cancels every running operation of the client (each returns ErrCancelled), stops its
 // threads and frees it. Uploads and downloads opened from it fail afterwards. Close is idempotent.
 func (c *Client) Close() error {
+	c.closing.Store(true)
 	// First end the calls other goroutines are blocked in (they hold mu shared until they return).
 	c.mu.RLock()
 	if c.ptr != nil {
 		C.norman_client_close(c.ptr)
 	}
 	c.mu.RUnlock()
-	c.mu.Lock()
+	for {
+		// Servers, connections and nodes go first (the C API frees them before their client). A
+		// child made by a call that was under way when closing was set may appear meanwhile: go
+		// round again, never closing one under mu (its calls may be waiting for mu shared).
+		c.children.Range(func(child, _ any) bool {
+			child.(io.Closer).Close()
+			return true
+		})
+		c.mu.Lock()
+		if !c.hasChildren() {
+			break
+		}
+		c.mu.Unlock()
+	}
 	defer c.mu.Unlock()
 	if c.ptr != nil {
 		C.norman_client_free(c.ptr)
@@ -188,6 +212,22 @@ func (c *Client) Close() error {
 		runtime.SetFinalizer(c, nil)
 	}
 	return nil
+}
+
+func (c *Client) hasChildren() bool {
+	found := false
+	c.children.Range(func(any, any) bool { found = true; return false })
+	return found
+}
+
+// adopt records a handle made from the client (under with), so that Close closes it first.
+func (c *Client) adopt(child io.Closer) { c.children.Store(child, struct{}{}) }
+
+// release forgets a closed child.
+func (c *Client) release(child io.Closer) {
+	if c != nil {
+		c.children.Delete(child)
+	}
 }
 
 // SetToken replaces the bearer token (empty removes it); running operations keep theirs.
@@ -210,7 +250,7 @@ func (c *Client) SetToken(token Secret) error {
 func (c *Client) with(op string, f func(*C.norman_client) error) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.ptr == nil {
+	if c.ptr == nil || c.closing.Load() {
 		return newError(ErrClosed, op, "the client is closed")
 	}
 	return f(c.ptr)

@@ -13,17 +13,21 @@ type Code int32
 // The result codes of the C API. 1-99 are argument and state errors, 100-199 HTTP, 200-299
 // transport, crypto and checksum, 900-999 internal.
 const (
-	ErrNullArgument       Code = 1
-	ErrInvalidArgument    Code = 2
-	ErrInvalidUTF8        Code = 3
-	ErrInvalidJSON        Code = 4
-	ErrInvalidConfig      Code = 5
-	ErrInvalidPairing     Code = 6
-	ErrState              Code = 7
-	ErrWrongThread        Code = 8
-	ErrBusy               Code = 9
-	ErrCancelled          Code = 10
-	ErrBufferTooSmall     Code = 12
+	ErrNullArgument    Code = 1
+	ErrInvalidArgument Code = 2
+	ErrInvalidUTF8     Code = 3
+	ErrInvalidJSON     Code = 4
+	ErrInvalidConfig   Code = 5
+	ErrInvalidPairing  Code = 6
+	ErrState           Code = 7
+	ErrWrongThread     Code = 8
+	ErrBusy            Code = 9
+	ErrCancelled       Code = 10
+	ErrBufferTooSmall  Code = 12
+	// ErrClosed: the connection, server, node or Client is closed (by Close, or the peer went away).
+	// A receive that reports it is a clean end, not a failure.
+	ErrClosed             Code = 13
+	ErrInvalidBSON        Code = 14
 	ErrHTTPStatus         Code = 100
 	ErrUnauthorized       Code = 101
 	ErrNotFound           Code = 102
@@ -37,10 +41,14 @@ const (
 	ErrKeystreamExhausted Code = 206
 	ErrAuthHeaderMismatch Code = 207
 	ErrChecksumMismatch   Code = 208
-	ErrPanic              Code = 900
-	ErrInternal           Code = 901
-	// ErrClosed is the Go binding's own: the Client was closed.
-	ErrClosed Code = 1000
+	ErrProtocol           Code = 209
+	ErrMsgAuth            Code = 210
+	ErrDecrypt            Code = 211
+	// ErrMsgRemote: the peer answered ERROR, AUTH_ERROR, NOT_FOUND or NOT_PERMITTED; the error is a
+	// *RemoteError carrying the reply.
+	ErrMsgRemote Code = 212
+	ErrPanic     Code = 900
+	ErrInternal  Code = 901
 )
 
 var codeNames = map[Code]string{
@@ -49,13 +57,15 @@ var codeNames = map[Code]string{
 	ErrInvalidConfig: "NORMAN_ERROR_INVALID_CONFIG", ErrInvalidPairing: "NORMAN_ERROR_INVALID_PAIRING",
 	ErrState: "NORMAN_ERROR_STATE", ErrWrongThread: "NORMAN_ERROR_WRONG_THREAD", ErrBusy: "NORMAN_ERROR_BUSY",
 	ErrCancelled: "NORMAN_ERROR_CANCELLED", ErrBufferTooSmall: "NORMAN_ERROR_BUFFER_TOO_SMALL",
+	ErrClosed: "NORMAN_CLOSED", ErrInvalidBSON: "NORMAN_ERROR_INVALID_BSON",
 	ErrHTTPStatus: "NORMAN_ERROR_HTTP_STATUS", ErrUnauthorized: "NORMAN_ERROR_HTTP_UNAUTHORIZED",
 	ErrNotFound: "NORMAN_ERROR_HTTP_NOT_FOUND", ErrDecode: "NORMAN_ERROR_DECODE", ErrConnect: "NORMAN_ERROR_CONNECT",
 	ErrTimeout: "NORMAN_ERROR_TIMEOUT", ErrIO: "NORMAN_ERROR_IO", ErrNetwork: "NORMAN_ERROR_NETWORK",
 	ErrTruncated: "NORMAN_ERROR_TRUNCATED", ErrOversize: "NORMAN_ERROR_OVERSIZE",
 	ErrKeystreamExhausted: "NORMAN_ERROR_KEYSTREAM_EXHAUSTED", ErrAuthHeaderMismatch: "NORMAN_ERROR_AUTH_HEADER_MISMATCH",
-	ErrChecksumMismatch: "NORMAN_ERROR_CHECKSUM_MISMATCH", ErrPanic: "NORMAN_ERROR_PANIC",
-	ErrInternal: "NORMAN_ERROR_INTERNAL", ErrClosed: "NORMAN_GO_CLIENT_CLOSED",
+	ErrChecksumMismatch: "NORMAN_ERROR_CHECKSUM_MISMATCH", ErrProtocol: "NORMAN_ERROR_PROTOCOL",
+	ErrMsgAuth: "NORMAN_ERROR_MSG_AUTH", ErrDecrypt: "NORMAN_ERROR_DECRYPT", ErrMsgRemote: "NORMAN_ERROR_MSG_REMOTE",
+	ErrPanic: "NORMAN_ERROR_PANIC", ErrInternal: "NORMAN_ERROR_INTERNAL",
 }
 
 // String is the C name of the code ("NORMAN_ERROR_CONNECT").
