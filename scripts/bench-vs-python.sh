@@ -19,7 +19,8 @@
 # scripts/bench-vs-python/compat (see the README there).
 #
 # Usage: scripts/bench-vs-python.sh [--mib N] [--rounds N] [--big] [--no-serve]
-#   (defaults 1024 MiB, 3 rounds; CARGO_TARGET_DIR is honoured; the venv is target/bench-venv)
+#   (defaults 1024 MiB, 3 rounds; CARGO_TARGET_DIR is honoured; the venv is target/bench-venv;
+#   NORMAN_BIN=path skips the build and runs that `norman`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=1024
@@ -40,8 +41,12 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 cpu="$cpu, $(nproc) cores"
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --locked --release --quiet -p norman-cli --bin norman
-norman=$target_dir/release/norman
+if [ -n "${NORMAN_BIN:-}" ]; then
+    norman=$NORMAN_BIN   # a release `norman` built already
+else
+    cargo build --locked --release --quiet -p norman-cli --bin norman
+    norman=$target_dir/release/norman
+fi
 
 venv=$target_dir/bench-venv
 want="norman-core==0.1.0 aiofiles==24.1.0 httpx==0.28.1 pydantic==2.11.7 xxhash==3.5.0 cryptography"
@@ -50,9 +55,9 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.pinned" 2>/dev/null)" != "$wa
     rm -rf "$venv"
     python3 -m venv "$venv"
     pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-    "${pip[@]}" --no-deps norman-core==0.1.0
     # shellcheck disable=SC2086
     "${pip[@]}" ${want#norman-core==0.1.0 }
+    "${pip[@]}" --no-deps norman-core==0.1.0   # its unpublished dependencies: see compat/README
     echo "$want" > "$venv/.pinned"
 fi
 export PYTHONPATH=$PWD/scripts/bench-vs-python/compat
@@ -84,7 +89,7 @@ if [ "$serve" = 1 ]; then
     assets=$(NORMAN_TOKEN=$token "$norman" models create bench-vs-python --asset File --asset Logo)
     asset=$(awk '$1 == "asset" && $2 == "File" {print $3}' <<<"$assets")
     sdk_asset=$(awk '$1 == "asset" && $2 == "Logo" {print $3}' <<<"$assets")
-    serve_args=(--base-url "$base_url" --serve-dir "$serve_dir" --token "$token" --asset "$asset"
+    serve_args=(--base-url "$base_url" --token "$token" --asset "$asset"
         --sdk-asset "$sdk_asset")
 fi
 

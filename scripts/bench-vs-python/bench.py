@@ -248,12 +248,15 @@ def run(args):
         print(f"round {r} of {args.rounds}: load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         for name in senders:
             results[name].append(send_once(args, name, work, size))
+            print(f"  {name}: {results[name][-1][0]:.0f} MB/s, {results[name][-1][1]:.2f} CPU s/GiB",
+                  file=sys.stderr)
         if args.base_url:
             for name in through_serve:
                 # Pushes go to their own asset; pulls read norman push's asset, pushed just before.
                 asset = args.sdk_asset if name == "SDK FilePush" else args.asset
                 results[name].append(serve_once(args, name, work, size, asset))
-            subprocess.run(["find", args.serve_dir, "-type", "f", "-name", "*.tmp*", "-delete"], check=False)
+                print(f"  {name}: {results[name][-1][0]:.0f} MB/s, {results[name][-1][1]:.2f} CPU s/GiB",
+                      file=sys.stderr)
         rates, _, line = cipher_rates(args)
         ciphers.append(rates)
         print(f"  {line.strip()}", file=sys.stderr)
@@ -342,7 +345,6 @@ def main():
         r.add_argument("--rounds", type=int, default=3)
         r.add_argument("--cipher-mib", type=int, default=1024)
         r.add_argument("--base-url", default="")
-        r.add_argument("--serve-dir", default="")
         r.add_argument("--token", default="")
         r.add_argument("--asset", default="", help="ACCOUNT/MODEL/ASSET for norman push and both pulls")
         r.add_argument("--sdk-asset", default="", help="ACCOUNT/MODEL/ASSET for the SDK's push")
