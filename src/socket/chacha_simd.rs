@@ -89,6 +89,8 @@ macro_rules! double_rounds {
     };
 }
 
+// `m` indexes the inner arrays of `v` (v[0][m], v[1][m], ...): no iterator says that more clearly.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f")]
 unsafe fn xor_avx512(state: &[u32; 16], counter: u32, mut src: *const u8, mut dst: *mut u8, passes: usize) {
     let init: [__m512i; 16] = std::array::from_fn(|i| _mm512_set1_epi32(state[i] as i32));
@@ -149,6 +151,7 @@ unsafe fn xor_avx512(state: &[u32; 16], counter: u32, mut src: *const u8, mut ds
     }
 }
 
+#[allow(clippy::needless_range_loop)] // as in xor_avx512
 #[target_feature(enable = "avx2")]
 unsafe fn xor_avx2(state: &[u32; 16], counter: u32, mut src: *const u8, mut dst: *mut u8, passes: usize) {
     let init: [__m256i; 16] = std::array::from_fn(|i| _mm256_set1_epi32(state[i] as i32));

@@ -119,8 +119,8 @@ impl Keystream {
             Keystream::Simd(simd) => unsafe { simd.xor(start, src.as_ptr(), dst.as_mut_ptr(), len) },
             Keystream::Crate { cipher, tail_block } => {
                 if start + (len as u64) <= LAST_BLOCK_AT {
-                    // Equal lengths, so b2b cannot fail.
-                    let _ = cipher.apply_keystream_b2b(&src[..len], &mut dst[..len]);
+                    // Equal lengths, so b2b cannot panic.
+                    cipher.apply_keystream_b2b(&src[..len], &mut dst[..len]);
                 } else {
                     dst[..len].copy_from_slice(&src[..len]);
                     crate_xor_at(cipher, tail_block, start, &mut dst[..len]);
