@@ -209,7 +209,7 @@ def serve_once(args, what, work, size, asset):
     elif what == "norman pull":
         cmd, env = [args.norman, "pull", "--asset", asset, "--out", out], serve_env(args)
     else:
-        sub = "sdk-push" if what.endswith("push") else "sdk-pull"
+        sub = {"SDK FilePush": "sdk-push", "SDK Retrieve": "sdk-pull"}[what]
         cmd = [sys.executable, __file__, sub, *legacy(args), "--account", account, "--model", model,
                "--asset", asset_id]
         cmd += ["--file", args.file] if sub == "sdk-push" else ["--out", out]
@@ -217,7 +217,7 @@ def serve_once(args, what, work, size, asset):
     wall, cpu, rss, rc, _ = measured(cmd, env=env)
     if rc != 0:
         raise SystemExit(f"{what} failed (exit {rc})")
-    if what.endswith("pull") and os.path.getsize(out) != size:
+    if what in ("norman pull", "SDK Retrieve") and os.path.getsize(out) != size:
         raise SystemExit(f"{what}: {os.path.getsize(out)} bytes pulled, expected {size}")
     return size / wall / 1e6, cpu / (size / GIB), rss
 
