@@ -166,7 +166,7 @@ impl SimdStream {
                 let n = (self.cache_len - skip).min(len - done);
                 xor_from(&self.cache[skip..skip + n], src.add(done), dst.add(done));
                 done += n;
-            } else if pos % 64 == 0 && len - done >= pass {
+            } else if pos.is_multiple_of(64) && len - done >= pass {
                 let passes = (len - done) / pass;
                 // Blocks below 2^32 (pos + passes * pass <= KEYSTREAM_LIMIT), so the cast is exact.
                 self.level.xor_passes(&self.state, (pos / 64) as u32, src.add(done), dst.add(done), passes);
