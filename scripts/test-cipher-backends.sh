@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Checks every ChaCha20 backend of the `chacha20` crate this CPU can run (soft, SSE2, AVX2, AVX-512)
-# against RFC 8439 and a scalar reference (tools/cipher-backends). The crate picks one backend at run
-# time; only a build-wide --cfg chacha20_backend pins another, so each gets its own small build in
-# target/cipher-backends/<name> (a few crates, seconds). The library's own tests cover the backend
-# picked at run time with the default flags (.cargo/config.toml).
+# Checks every ChaCha20 backend this CPU can run against RFC 8439 and a scalar reference: the
+# library's own AVX-512 and AVX2 kernels (src/socket/chacha_simd.rs, which uploads use where the CPU
+# has them; the library's cipher tests run each kernel the CPU has, and the crate), then each backend
+# of the `chacha20` crate (soft, SSE2, AVX2, AVX-512: the fallback elsewhere; tools/cipher-backends).
+# The crate picks one backend at run time; only a build-wide --cfg chacha20_backend pins another, so
+# each gets its own small build in target/cipher-backends/<name> (a few crates, seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+echo "== libnorman's kernels ($(grep -ow -e avx512f -e avx2 /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')on this CPU) and the crate's pick"
+cargo test --locked --quiet -p norman --lib socket::cipher::tests
 backends=("soft:")
 if [ "$(uname -m)" = x86_64 ]; then
     backends+=("sse2:+sse2")

@@ -82,7 +82,7 @@ fn example(node: &Value, defs: &Map<String, Value>, variant: usize, depth: usize
         Some("string") => json!(format!("s{variant}-{depth}")),
         Some("integer") => json!(7 + variant as i64),
         Some("number") => json!(2.5 + variant as f64),
-        Some("boolean") => json!(variant % 2 == 0),
+        Some("boolean") => json!(variant.is_multiple_of(2)),
         Some("array") if node.get("prefixItems").is_some() => {
             let items = node["prefixItems"].as_array().unwrap();
             Value::Array(items.iter().map(|i| example(i, defs, variant, depth + 1)).collect())

@@ -4,10 +4,13 @@
 
 #[cfg(test)]
 mod chacha20_ref;
+#[cfg(target_arch = "x86_64")]
+mod chacha_simd;
 mod cipher;
+mod keystream;
 mod pairing;
 mod writer;
 
-pub use cipher::{chacha20_backend, StreamCipherState};
+pub use cipher::{chacha20_backend, chacha20_crate_backend, StreamCipherState};
 pub use pairing::{Pairing, SocketPairingResponse, StreamSecrets, KEY_LEN, MIN_HEADER_LEN, NONCE_LEN};
 pub use writer::{SocketClient, UploadStream, UploadSummary};
