@@ -43,7 +43,7 @@ pub struct AppConfig {
     pub retries: u32,
     /// Threads that encrypt one upload (the uploading thread included): 0 is what the machine has
     /// (`available_parallelism`), 1 the single-thread path (one `chunk_size` buffer). Above 1, an
-    /// upload holds `2 × threads` segments of `chunk_size` clamped to 1-4 MiB, and the cipher runs on
+    /// upload holds `2 × threads` segments of `chunk_size` clamped to 256 KiB-4 MiB, and the cipher runs on
     /// a pool of threads shared by the process. The bytes sent are the same either way.
     pub cipher_threads: usize,
 }

@@ -88,7 +88,7 @@ pub fn run(args: BenchArgs) -> CliResult {
     };
     // Every segment handed to the pool (min job 0) against the default threshold: where the
     // hand-off stops paying is where MIN_PARALLEL_JOB belongs.
-    for segment in [16 * 1024, 64 * 1024, 128 * 1024, 256 * 1024, norman::socket::PARALLEL_SEGMENT] {
+    for segment in [16 * 1024, 64 * 1024, 128 * 1024, 256 * 1024, 1024 * 1024] {
         let pooled = parallel_rate(&secrets, cpu, threads, segment, 0);
         let inline = parallel_rate(&secrets, cpu, 1, segment, usize::MAX);
         print_line(&format!(

@@ -68,6 +68,9 @@ enum Command {
         /// Threads that decrypt (0: one per core; 1: one thread). Default: NORMAN_CIPHER_THREADS, else 0.
         #[arg(long)]
         cipher_threads: Option<usize>,
+        /// Read buffer in bytes (with several threads: the segment size, 128 KiB to 4 MiB).
+        #[arg(long, default_value_t = ReceiveOptions::default().buffer_size)]
+        buffer_size: usize,
     },
     /// Upload a file as a model asset or an invocation input (token: NORMAN_TOKEN, else `login --save`).
     Push(transfer::PushArgs),
@@ -130,7 +133,13 @@ fn run(command: Command) -> CliResult {
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print_line(&format!("{}  {}", summary.checksum, file.display()))
         }
-        Command::Receive { pairing, listen, out, size, timeout, cipher_threads } => {
+        Command::Receive { pairing, listen, out, size, timeout, cipher_threads, buffer_size } => {
+            if buffer_size == 0 || buffer_size > norman::config::MAX_CHUNK_SIZE {
+                return Err(format!(
+                    "--buffer-size: 1 to {} bytes, got {buffer_size}",
+                    norman::config::MAX_CHUNK_SIZE
+                ));
+            }
             let to_stdout = out.as_os_str() == "-";
             let secrets = read_pairing(&pairing)?.validate().map_err(|e| e.to_string())?.secrets;
             let timeout =
@@ -150,6 +159,7 @@ fn run(command: Command) -> CliResult {
                 accept_timeout: timeout,
                 idle_timeout: timeout,
                 cipher_threads,
+                buffer_size,
                 ..ReceiveOptions::default()
             };
             let received = runtime()?.block_on(async {

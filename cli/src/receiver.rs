@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use zeroize::Zeroize;
 
 use norman::error::{with_timeout, Error, Result};
-use norman::socket::{ParallelKeystream, StreamCipherState, StreamSecrets, MIN_PARALLEL_JOB};
+use norman::socket::{ParallelKeystream, StreamCipherState, StreamSecrets, PARALLEL_SEGMENT};
 use norman::streaming::PartFile;
 use norman::{Checksum, Hasher};
 
@@ -45,7 +45,7 @@ impl Default for ReceiveOptions {
             max_size: u64::MAX,
             accept_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(30),
-            buffer_size: 1024 * 1024,
+            buffer_size: 256 * 1024,
             cipher_threads: 0,
         }
     }
@@ -182,7 +182,7 @@ pub async fn receive_stream<W: AsyncWrite + Unpin>(
                 secrets,
                 state.offset(),
                 threads,
-                options.buffer_size.max(MIN_PARALLEL_JOB),
+                options.buffer_size.clamp(*PARALLEL_SEGMENT.start(), *PARALLEL_SEGMENT.end()),
             ),
             options,
             sink,

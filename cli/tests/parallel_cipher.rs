@@ -109,8 +109,8 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_and_single_thread_paths_send_the_same_bytes() {
     let mut rng = Rng(0x2545f4914f6cdd1d);
-    // Around the segment (1 MiB) and hand-off (128 KiB) sizes, then random ones up to 5 MiB.
-    let mut sizes = vec![0usize, 1, 131_071, 131_072, 1 << 20, (1 << 20) + 1, (3 << 20) - 5];
+    // Around the hand-off (128 KiB) and segment (256 KiB to 2 MiB here) sizes, then random ones.
+    let mut sizes = vec![0usize, 1, 131_071, 131_072, 262_144, 262_145, (3 << 20) - 5];
     sizes.extend((0..5).map(|_| rng.below(5 << 20) as usize));
     for (i, size) in sizes.into_iter().enumerate() {
         let content = random_bytes(size, 100 + i as u64);

@@ -79,7 +79,7 @@ impl UploadStream {
         let mut filled = header.len();
         let mut parallel = None;
         if threads > 1 {
-            let segment = config.chunk_size.clamp(PARALLEL_SEGMENT, 4 * PARALLEL_SEGMENT);
+            let segment = config.chunk_size.clamp(*PARALLEL_SEGMENT.start(), *PARALLEL_SEGMENT.end());
             let pipeline =
                 SealPipeline::new(&pairing.secrets, state.offset(), &wire[..filled], threads, segment);
             parallel = Some(Box::new(pipeline));
@@ -230,7 +230,7 @@ impl UploadStream {
         while !data.is_empty() {
             let Some(parallel) = self.parallel.as_mut() else { return Ok(()) };
             let Some(room) = parallel.room() else {
-                self.send_oldest().await?;
+                self.make_room().await?;
                 continue;
             };
             let n = room.len().min(data.len());
@@ -249,7 +249,7 @@ impl UploadStream {
         loop {
             let Some(parallel) = self.parallel.as_mut() else { return Ok(total) };
             let Some(room) = parallel.room() else {
-                self.send_oldest().await?;
+                self.make_room().await?;
                 continue;
             };
             let n = match reader.read(room).await {
@@ -264,6 +264,16 @@ impl UploadStream {
             }
             total += n as u64;
         }
+    }
+
+    /// Sends the oldest segment so that a buffer is free again.
+    async fn make_room(&mut self) -> Result<()> {
+        if self.send_oldest().await? {
+            return Ok(());
+        }
+        // Every buffer is accounted for (queued, or being filled), so this cannot happen; if it did,
+        // an error beats a loop that never ends.
+        Err(self.fail(Error::InvalidArgument("the upload's segment buffers are exhausted".into())))
     }
 
     /// Hands the oldest sealed segment of the parallel path to the socket; false when none is queued.
