@@ -209,8 +209,9 @@ pub unsafe extern "C" fn norman_config_set_worker_threads(
 
 /// Sets the number of threads that encrypt one upload, the uploading thread included (0, the
 /// default: one per core; 1: the single-thread path; at most 64, else NORMAN_ERROR_INVALID_CONFIG).
-/// Above 1, large uploads are encrypted in 256 KiB-4 MiB segments (`chunk_size` clamped) on a pool of threads shared by the
-/// process, holding `2 × threads` segments; the bytes sent are the same. Also `NORMAN_CIPHER_THREADS`.
+/// Above 1, large uploads are encrypted in segments (`chunk_size` clamped to 256 KiB-4 MiB) on a
+/// pool of threads shared by the process, holding `2 × threads` segments; the bytes sent are the
+/// same. Also `NORMAN_CIPHER_THREADS`.
 ///
 /// Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
 #[no_mangle]
