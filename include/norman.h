@@ -587,7 +587,7 @@ enum norman_result norman_config_new(struct norman_config **config_out);
 
 /**
  * Creates a configuration from the defaults overlaid with `NORMAN_BASE_URL`, `NORMAN_TIMEOUT_SECS`,
- * `NORMAN_CHUNK_SIZE`, `NORMAN_RETRIES` and, when set, `NORMAN_TOKEN` (`NORMAN_FLUSH_SIZE` is
+ * `NORMAN_CHUNK_SIZE`, `NORMAN_RETRIES`, `NORMAN_CIPHER_THREADS` and, when set, `NORMAN_TOKEN` (`NORMAN_FLUSH_SIZE` is
  * ignored, see `norman_config_set_flush_size`).
  * Returns NORMAN_ERROR_INVALID_CONFIG naming the bad variable.
  *
@@ -659,6 +659,18 @@ enum norman_result norman_config_set_flush_size(struct norman_config *config, si
  * Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
  */
 enum norman_result norman_config_set_worker_threads(struct norman_config *config, size_t threads);
+
+/**
+ * Sets the number of threads that encrypt one upload, the uploading thread included (0, the
+ * default: one per core; 1: the single-thread path; at most 64, else NORMAN_ERROR_INVALID_CONFIG).
+ * Above 1, large uploads are encrypted in segments (`chunk_size` clamped to 256 KiB-4 MiB) on a
+ * pool of threads shared by the process, holding `2 × threads` segments; the bytes sent are the
+ * same. Also `NORMAN_CIPHER_THREADS`.
+ *
+ * Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
+ */
+enum norman_result norman_config_set_cipher_threads(struct norman_config *config,
+                                                    size_t threads);
 
 /**
  * Creates a client: validates the configuration, starts the runtime (worker threads) and the

@@ -8,11 +8,13 @@
 //! | `NORMAN_BASE_URL`      | `base_url`     | `https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0` |
 //! | `NORMAN_TIMEOUT_SECS`  | `timeout`      | 10 (seconds, fractions allowed)                                  |
 //! | `NORMAN_CHUNK_SIZE`    | `chunk_size`   | 65536 (bytes)                                                    |
-//! //! | `NORMAN_RETRIES`       | `retries`      | 3                                                                |
+//! | `NORMAN_RETRIES`       | `retries`      | 3                                                                |
+//! | `NORMAN_CIPHER_THREADS`| `cipher_threads` | 0 (what the machine has; 1: one thread, no pool)               |
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::socket::MAX_CIPHER_THREADS;
 
 /// The Python SDK's placeholder host: a real deployment sets its own base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.<environment-name>.<sandbox-name>.public.norman-ai.com/v0";
@@ -39,6 +41,11 @@ pub struct AppConfig {
     pub chunk_size: usize,
     /// Extra attempts for idempotent HTTP requests that fail to connect or get 502/503/504.
     pub retries: u32,
+    /// Threads that encrypt one upload (the uploading thread included): 0 is what the machine has
+    /// (`available_parallelism`), 1 the single-thread path (one `chunk_size` buffer). Above 1, an
+    /// upload holds `2 × threads` segments of `chunk_size` clamped to 256 KiB-4 MiB, and the cipher runs on
+    /// a pool of threads shared by the process. The bytes sent are the same either way.
+    pub cipher_threads: usize,
 }
 
 impl Default for AppConfig {
@@ -48,6 +55,7 @@ impl Default for AppConfig {
             timeout: DEFAULT_TIMEOUT,
             chunk_size: DEFAULT_CHUNK_SIZE,
             retries: DEFAULT_RETRIES,
+            cipher_threads: 0,
         }
     }
 }
@@ -81,6 +89,10 @@ impl AppConfig {
         if let Some(v) = lookup("NORMAN_RETRIES") {
             config.retries = parse_env("NORMAN_RETRIES", &v)?;
         }
+        if let Some(v) = lookup("NORMAN_CIPHER_THREADS") {
+            config.cipher_threads = parse_env("NORMAN_CIPHER_THREADS", &v)?;
+            check_cipher_threads("NORMAN_CIPHER_THREADS", config.cipher_threads)?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -91,7 +103,16 @@ impl AppConfig {
             return Err(Error::InvalidConfig("base_url is empty".into()));
         }
         check_timeout("timeout", self.timeout)?;
-        check_chunk_size("chunk_size", self.chunk_size)
+        check_chunk_size("chunk_size", self.chunk_size)?;
+        check_cipher_threads("cipher_threads", self.cipher_threads)
+    }
+
+    /// [`AppConfig::cipher_threads`] with 0 resolved to what the machine has.
+    pub fn effective_cipher_threads(&self) -> usize {
+        match self.cipher_threads {
+            0 => crate::socket::available_threads(),
+            n => n.min(MAX_CIPHER_THREADS),
+        }
     }
 }
 
@@ -107,6 +128,15 @@ fn check_chunk_size(name: &str, chunk_size: usize) -> Result<()> {
     if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
         return Err(Error::InvalidConfig(format!(
             "{name} must be between 1 and {MAX_CHUNK_SIZE} bytes, got {chunk_size}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_cipher_threads(name: &str, threads: usize) -> Result<()> {
+    if threads > MAX_CIPHER_THREADS {
+        return Err(Error::InvalidConfig(format!(
+            "{name} must be between 0 (what the machine has) and {MAX_CIPHER_THREADS}, got {threads}"
         )));
     }
     Ok(())
@@ -143,12 +173,16 @@ mod tests {
             ("NORMAN_TIMEOUT_SECS", "2.5"),
             ("NORMAN_CHUNK_SIZE", "1048576"),
             ("NORMAN_RETRIES", "0"),
+            ("NORMAN_CIPHER_THREADS", "3"),
         ]))
         .unwrap();
         assert_eq!(c.base_url, "http://127.0.0.1:9/v0/");
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert_eq!(c.chunk_size, 1 << 20);
         assert_eq!(c.retries, 0);
+        assert_eq!((c.cipher_threads, c.effective_cipher_threads()), (3, 3));
+        let auto = AppConfig::default().effective_cipher_threads();
+        assert_eq!(auto, std::thread::available_parallelism().map_or(1, |n| n.get()).min(64));
     }
 
     #[test]
@@ -161,6 +195,9 @@ mod tests {
             ("NORMAN_CHUNK_SIZE", "12x"),
             ("NORMAN_CHUNK_SIZE", "999999999999"),
             ("NORMAN_RETRIES", "-3"),
+            ("NORMAN_CIPHER_THREADS", "-1"),
+            ("NORMAN_CIPHER_THREADS", "65"),
+            ("NORMAN_CIPHER_THREADS", "two"),
         ] {
             let err = AppConfig::from_lookup(lookup(&[(name, value)])).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");

@@ -41,6 +41,8 @@ export interface ClientConfig {
   flushSize?: number;
   /** Runtime worker threads of the native client (0: one per core, at most 8). */
   workerThreads?: number;
+  /** Threads that encrypt one upload (0: one per core, the default; 1: single thread; at most 64). */
+  cipherThreads?: number;
   /** Start from the NORMAN_* environment variables (NORMAN_BASE_URL, NORMAN_TOKEN, ...). */
   fromEnv?: boolean;
 }

@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Skip the loopback upload.
     #[arg(long)]
     cpu_only: bool,
+    /// Cipher threads of the parallel figures (0: what the machine has).
+    #[arg(long, default_value_t = 0)]
+    cipher_threads: usize,
 }
 
 pub fn run(args: BenchArgs) -> CliResult {
@@ -91,6 +94,20 @@ pub fn run(args: BenchArgs) -> CliResult {
     print_line(&format!("xxh3-64 (one core)           {xxh3:8.0} MB/s"))?;
     print_line(&format!("fused hash+encrypt in place  {fused:8.0} MB/s"))?;
     print_line(&format!("fused hash+encrypt+copy      {fused_copy:8.0} MB/s"))?;
+    let threads = match args.cipher_threads {
+        0 => norman::socket::available_threads(),
+        n => n.min(norman::socket::MAX_CIPHER_THREADS),
+    };
+    // Every segment handed to the pool (min job 0) against the default threshold: where the
+    // hand-off stops paying is where MIN_PARALLEL_JOB belongs.
+    for segment in [16 * 1024, 64 * 1024, 128 * 1024, 256 * 1024, 1024 * 1024] {
+        let pooled = parallel_rate(&secrets, cpu, threads, segment, 0);
+        let inline = parallel_rate(&secrets, cpu, 1, segment, usize::MAX);
+        print_line(&format!(
+            "parallel keystream, {threads} threads, {:>4} KiB segments {pooled:8.0} MB/s (one thread {inline:6.0})",
+            segment / 1024
+        ))?;
+    }
     if args.cpu_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -139,6 +156,42 @@ fn loopback_runs(dir: &Path, args: &BenchArgs, fused: f64, secrets: &StreamSecre
 enum Sink {
     Stream,
     File,
+}
+
+/// MB/s of the parallel keystream over `mib` MiB in `segment`-byte segments on `threads` threads,
+/// segments under `min_job` bytes staying on this thread.
+fn parallel_rate(secrets: &StreamSecrets, mib: usize, threads: usize, segment: usize, min_job: usize) -> f64 {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else { return 0.0 };
+    let total = mib * MIB;
+    rate(mib, || {
+        runtime.block_on(async {
+            let mut keystream =
+                norman::socket::ParallelKeystream::new(secrets, 0, threads, segment).with_min_job(min_job);
+            let mut done = 0;
+            let mut pushed = 0;
+            while done < total {
+                match keystream.take_buffer() {
+                    Some(buf) if pushed < total => {
+                        let _ = keystream.push(buf, 0, segment);
+                        pushed += segment;
+                    }
+                    spare => {
+                        if let Some(buf) = spare {
+                            keystream.recycle(buf);
+                        }
+                        match keystream.pop().await {
+                            Some(Ok((buf, len))) => {
+                                black_box(&buf);
+                                done += len;
+                                keystream.recycle(buf);
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        })
+    })
 }
 
 /// MB/s (10^6 bytes per second) of `mib` MiB processed by `work`.

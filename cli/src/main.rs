@@ -43,6 +43,9 @@ enum Command {
         #[arg(long)]
         pairing: PathBuf,
         file: PathBuf,
+        /// Threads that encrypt (0: one per core; 1: one thread). Default: NORMAN_CIPHER_THREADS, else 0.
+        #[arg(long)]
+        cipher_threads: Option<usize>,
     },
     /// Accept one upload for a pairing and write it to --out; prints `<bytes> <16-hex>`.
     Receive {
@@ -62,6 +65,12 @@ enum Command {
         /// Seconds to wait for the connection, and for data once connected.
         #[arg(long, default_value_t = 300.0)]
         timeout: f64,
+        /// Threads that decrypt (0: one per core; 1: one thread). Default: NORMAN_CIPHER_THREADS, else 0.
+        #[arg(long)]
+        cipher_threads: Option<usize>,
+        /// Read buffer in bytes (with several threads: the segment size, 128 KiB to 4 MiB).
+        #[arg(long, default_value_t = ReceiveOptions::default().buffer_size)]
+        buffer_size: usize,
     },
     /// Upload a file as a model asset or an invocation input (token: NORMAN_TOKEN, else `login --save`).
     Push(transfer::PushArgs),
@@ -112,23 +121,45 @@ pub type CliResult<T = ExitCode> = Result<T, String>;
 fn run(command: Command) -> CliResult {
     match command {
         Command::Checksum { files, json } => checksum(&files, json),
-        Command::Send { pairing, file } => {
+        Command::Send { pairing, file, cipher_threads } => {
             let pairing = read_pairing(&pairing)?;
-            let config = AppConfig::from_env().map_err(|e| e.to_string())?;
+            let mut config = AppConfig::from_env().map_err(|e| e.to_string())?;
+            if let Some(threads) = cipher_threads {
+                config.cipher_threads = threads;
+                config.validate().map_err(|e| format!("--cipher-threads: {e}"))?;
+            }
             let summary = runtime()?
                 .block_on(SocketClient::new(config).write_file_and_digest(&pairing, &file))
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print_line(&format!("{}  {}", summary.checksum, file.display()))
         }
-        Command::Receive { pairing, listen, out, size, timeout } => {
+        Command::Receive { pairing, listen, out, size, timeout, cipher_threads, buffer_size } => {
+            if buffer_size == 0 || buffer_size > norman::config::MAX_CHUNK_SIZE {
+                return Err(format!(
+                    "--buffer-size: 1 to {} bytes, got {buffer_size}",
+                    norman::config::MAX_CHUNK_SIZE
+                ));
+            }
             let to_stdout = out.as_os_str() == "-";
             let secrets = read_pairing(&pairing)?.validate().map_err(|e| e.to_string())?.secrets;
             let timeout =
                 Duration::try_from_secs_f64(timeout).map_err(|_| format!("bad --timeout {timeout}"))?;
+            let cipher_threads = match cipher_threads {
+                Some(n) if n > norman::socket::MAX_CIPHER_THREADS => {
+                    return Err(format!(
+                        "--cipher-threads: at most {}, got {n}",
+                        norman::socket::MAX_CIPHER_THREADS
+                    ))
+                }
+                Some(n) => n,
+                None => norman_cli::receiver::cipher_threads_from_env()?,
+            };
             let options = ReceiveOptions {
                 expected_size: size,
                 accept_timeout: timeout,
                 idle_timeout: timeout,
+                cipher_threads,
+                buffer_size,
                 ..ReceiveOptions::default()
             };
             let received = runtime()?.block_on(async {

@@ -15,9 +15,9 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use zeroize::Zeroize;
 
 use norman::error::{with_timeout, Error, Result};
-use norman::socket::{StreamCipherState, StreamSecrets};
+use norman::socket::{ParallelKeystream, StreamCipherState, StreamSecrets, PARALLEL_SEGMENT};
 use norman::streaming::PartFile;
-use norman::Checksum;
+use norman::{Checksum, Hasher};
 
 /// Limits of one receive.
 #[derive(Debug, Clone)]
@@ -31,8 +31,11 @@ pub struct ReceiveOptions {
     pub accept_timeout: Duration,
     /// How long a read may wait for data before the upload is abandoned.
     pub idle_timeout: Duration,
-    /// Read buffer, reused for the whole stream.
+    /// Read buffer, reused for the whole stream (a segment of the parallel path, at least 128 KiB).
     pub buffer_size: usize,
+    /// Threads that decrypt the stream, this one included: 0 is what the machine has, 1 the
+    /// single-thread path. Above 1 the receive holds `2 × threads` buffers.
+    pub cipher_threads: usize,
 }
 
 impl Default for ReceiveOptions {
@@ -42,7 +45,8 @@ impl Default for ReceiveOptions {
             max_size: u64::MAX,
             accept_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(30),
-            buffer_size: 1024 * 1024,
+            buffer_size: 256 * 1024,
+            cipher_threads: 0,
         }
     }
 }
@@ -92,7 +96,7 @@ impl UploadReceiver {
 
         let encrypted = read_header(&mut conn, secrets.header.expose().len(), options.idle_timeout).await?;
         let state = open_header(&secrets, &encrypted).ok_or(Error::AuthHeaderMismatch)?;
-        let (bytes, checksum) = receive_stream(&mut conn, state, &options, sink).await?;
+        let (bytes, checksum) = receive_stream(&mut conn, &secrets, state, &options, sink).await?;
         Ok(Received { bytes, checksum, peer })
     }
 
@@ -158,14 +162,34 @@ pub fn open_header(secrets: &StreamSecrets, encrypted: &[u8]) -> Option<StreamCi
 }
 
 /// Streams the file bytes after the header into `sink`, decrypting and hashing; returns their count
-/// and checksum. Enforces `options`' sizes and idle timeout.
+/// and checksum. Enforces `options`' sizes and idle timeout. `state` is the cipher after the header
+/// (from [`open_header`] with `secrets`).
 pub async fn receive_stream<W: AsyncWrite + Unpin>(
     conn: &mut TcpStream,
+    secrets: &StreamSecrets,
     mut state: StreamCipherState,
     options: &ReceiveOptions,
     sink: &mut W,
 ) -> Result<(u64, Checksum)> {
-    let limit = options.expected_size.map_or(options.max_size, |size| size.min(options.max_size));
+    let threads = match options.cipher_threads {
+        0 => norman::socket::available_threads(),
+        n => n,
+    };
+    if threads > 1 {
+        return receive_parallel(
+            conn,
+            ParallelKeystream::new(
+                secrets,
+                state.offset(),
+                threads,
+                options.buffer_size.clamp(*PARALLEL_SEGMENT.start(), *PARALLEL_SEGMENT.end()),
+            ),
+            options,
+            sink,
+        )
+        .await;
+    }
+    let limit = receive_limit(options);
     let mut buf = vec![0u8; options.buffer_size.max(1)];
     let mut received = 0u64;
     loop {
@@ -180,13 +204,65 @@ pub async fn receive_stream<W: AsyncWrite + Unpin>(
         sink.write_all(&buf[..n]).await.map_err(Error::io("writing the received file"))?;
         received += n as u64;
     }
-    if let Some(expected) = options.expected_size {
-        if received != expected {
-            return Err(Error::Truncated { during: "receiving the file", expected, received });
-        }
-    }
+    check_length(options, received)?;
     sink.flush().await.map_err(Error::io("writing the received file"))?;
     Ok((received, state.checksum()))
+}
+
+fn receive_limit(options: &ReceiveOptions) -> u64 {
+    options.expected_size.map_or(options.max_size, |size| size.min(options.max_size))
+}
+
+fn check_length(options: &ReceiveOptions, received: u64) -> Result<()> {
+    match options.expected_size {
+        Some(expected) if received != expected => {
+            Err(Error::Truncated { during: "receiving the file", expected, received })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`receive_stream`] on several threads: whole segments are read, decrypted at their keystream
+/// offsets on the cipher pool, then hashed and written in order here.
+async fn receive_parallel<W: AsyncWrite + Unpin>(
+    conn: &mut TcpStream,
+    mut keystream: ParallelKeystream,
+    options: &ReceiveOptions,
+    sink: &mut W,
+) -> Result<(u64, Checksum)> {
+    let limit = receive_limit(options);
+    let mut hasher = Hasher::new();
+    let mut received = 0u64;
+    let mut ended = false;
+    loop {
+        let free = if ended { None } else { keystream.take_buffer() };
+        if let Some(mut buf) = free {
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n =
+                    read_some(conn, &mut buf[filled..], options.idle_timeout, "receiving the file").await?;
+                if n == 0 {
+                    ended = true;
+                    break;
+                }
+                if received + n as u64 > limit {
+                    return Err(Error::Oversize { limit });
+                }
+                received += n as u64;
+                filled += n;
+            }
+            keystream.push(buf, 0, filled)?;
+            continue;
+        }
+        let Some(segment) = keystream.pop().await else { break };
+        let (buf, len) = segment?;
+        hasher.update(&buf[..len]);
+        sink.write_all(&buf[..len]).await.map_err(Error::io("writing the received file"))?;
+        keystream.recycle(buf);
+    }
+    check_length(options, received)?;
+    sink.flush().await.map_err(Error::io("writing the received file"))?;
+    Ok((received, hasher.digest()))
 }
 
 async fn read_some(
@@ -214,6 +290,16 @@ impl<F: FnMut(&[u8]) -> io::Result<()> + Unpin> AsyncWrite for CallbackSink<F> {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+/// `NORMAN_CIPHER_THREADS` as [`ReceiveOptions::cipher_threads`] takes it (0 when unset), checked as
+/// the library checks it.
+pub fn cipher_threads_from_env() -> std::result::Result<usize, String> {
+    const VAR: &str = "NORMAN_CIPHER_THREADS";
+    let config =
+        norman::AppConfig::from_lookup(|name| if name == VAR { std::env::var(VAR).ok() } else { None })
+            .map_err(|e| e.to_string())?;
+    Ok(config.cipher_threads)
 }
 
 /// Fresh random key, nonce and a `header_len`-byte authentication header, as a backend issues them

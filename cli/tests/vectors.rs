@@ -24,6 +24,7 @@ async fn capture_wire(
     v: &Vector,
     write_size: usize,
     chunk_size: usize,
+    cipher_threads: usize,
 ) -> (Vec<u8>, norman::socket::UploadSummary) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut pairing = v.pairing.clone();
@@ -34,7 +35,7 @@ async fn capture_wire(
         conn.read_to_end(&mut wire).await.unwrap();
         wire
     });
-    let config = AppConfig { chunk_size, ..AppConfig::default() };
+    let config = AppConfig { chunk_size, cipher_threads, ..AppConfig::default() };
     let mut upload = UploadStream::connect(&pairing.validate().unwrap(), &config).await.unwrap();
     for piece in v.content.chunks(write_size) {
         upload.write(piece).await.unwrap();
@@ -86,9 +87,10 @@ async fn writer_sends_the_vector_wire_bytes_over_tcp() {
         for write_size in chunkings(v.content.len()) {
             // A 1-byte send buffer means one syscall per byte: keep that to the small vectors.
             let buffers: &[usize] = if v.content.len() <= 4096 { &[1, 100, 65536] } else { &[100, 65536] };
-            for &chunk_size in buffers {
-                let (wire, summary) = capture_wire(&v, write_size, chunk_size).await;
-                let how = format!("writes of {write_size}, send buffer {chunk_size}");
+            // One cipher thread, and the parallel path (whose segments are 256 KiB at least).
+            for (&chunk_size, threads) in buffers.iter().flat_map(|c| [(c, 1), (c, 3)]) {
+                let (wire, summary) = capture_wire(&v, write_size, chunk_size, threads).await;
+                let how = format!("writes of {write_size}, send buffer {chunk_size}, {threads} threads");
                 check_wire(&v, &wire, &how);
                 assert_eq!(summary.checksum.to_hex(), v.checksum, "{} ({how})", v.name);
                 assert_eq!(summary.bytes, v.content.len() as u64);
@@ -100,14 +102,15 @@ async fn writer_sends_the_vector_wire_bytes_over_tcp() {
 #[tokio::test]
 async fn receiver_decodes_the_vector_wire_bytes() {
     for v in vectors() {
-        let (wire, _) = capture_wire(&v, 65536, 65536).await;
+        let (wire, _) = capture_wire(&v, 65536, 65536, 1).await;
         let secrets = v.pairing.validate().unwrap().secrets;
         let buffers: &[usize] =
             if v.content.len() <= 4096 { &[1, 13, 4096, 1 << 20] } else { &[13, 4096, 1 << 20] };
-        for &buffer_size in buffers {
+        for (&buffer_size, cipher_threads) in buffers.iter().flat_map(|b| [(b, 1), (b, 3)]) {
             let options = ReceiveOptions {
                 expected_size: Some(v.content.len() as u64),
                 buffer_size,
+                cipher_threads,
                 ..ReceiveOptions::default()
             };
             let receiver = UploadReceiver::bind("127.0.0.1:0", secrets.clone(), options).await.unwrap();
@@ -124,7 +127,7 @@ async fn receiver_decodes_the_vector_wire_bytes() {
             let mut out = Vec::new();
             let got = receiver.receive(&mut out).await.unwrap();
             sender.await.unwrap();
-            assert_eq!(out, v.content, "{} (buffer {buffer_size})", v.name);
+            assert_eq!(out, v.content, "{} (buffer {buffer_size}, {cipher_threads} threads)", v.name);
             assert_eq!(got.checksum.to_hex(), v.checksum);
             assert_eq!(got.bytes, v.content.len() as u64);
         }

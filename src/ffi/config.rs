@@ -57,7 +57,7 @@ pub unsafe extern "C" fn norman_config_new(config_out: *mut *mut norman_config) 
 }
 
 /// Creates a configuration from the defaults overlaid with `NORMAN_BASE_URL`, `NORMAN_TIMEOUT_SECS`,
-/// `NORMAN_CHUNK_SIZE`, `NORMAN_RETRIES` and, when set, `NORMAN_TOKEN` (`NORMAN_FLUSH_SIZE` is
+/// `NORMAN_CHUNK_SIZE`, `NORMAN_RETRIES`, `NORMAN_CIPHER_THREADS` and, when set, `NORMAN_TOKEN` (`NORMAN_FLUSH_SIZE` is
 /// ignored, see `norman_config_set_flush_size`).
 /// Returns NORMAN_ERROR_INVALID_CONFIG naming the bad variable.
 ///
@@ -203,6 +203,32 @@ pub unsafe extern "C" fn norman_config_set_worker_threads(
             return Err(FfiError::new(NORMAN_ERROR_INVALID_CONFIG, "at most 1024 worker threads"));
         }
         config.worker_threads = threads;
+        Ok(())
+    })
+}
+
+/// Sets the number of threads that encrypt one upload, the uploading thread included (0, the
+/// default: one per core; 1: the single-thread path; at most 64, else NORMAN_ERROR_INVALID_CONFIG).
+/// Above 1, large uploads are encrypted in segments (`chunk_size` clamped to 256 KiB-4 MiB) on a
+/// pool of threads shared by the process, holding `2 × threads` segments; the bytes sent are the
+/// same. Also `NORMAN_CIPHER_THREADS`.
+///
+/// Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
+#[no_mangle]
+pub unsafe extern "C" fn norman_config_set_cipher_threads(
+    config: *mut norman_config,
+    threads: usize,
+) -> norman_result {
+    guard(|| {
+        // SAFETY: as above.
+        let config = unsafe { arg_mut(config, "config") }?;
+        if threads > crate::socket::MAX_CIPHER_THREADS {
+            return Err(FfiError::new(
+                NORMAN_ERROR_INVALID_CONFIG,
+                format!("at most {} cipher threads", crate::socket::MAX_CIPHER_THREADS),
+            ));
+        }
+        config.app.cipher_threads = threads;
         Ok(())
     })
 }

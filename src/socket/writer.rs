@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use super::cipher::StreamCipherState;
 use super::pairing::{Pairing, SocketPairingResponse};
+use super::parallel::{SealPipeline, PARALLEL_SEGMENT};
 use crate::checksum::Checksum;
 use crate::config::AppConfig;
 use crate::error::{with_timeout, Error, Result, KEYSTREAM_LIMIT};
@@ -43,6 +44,9 @@ pub struct UploadStream {
     finished: bool,
     /// Told the file bytes handed to the socket so far, after each send.
     progress: Option<Box<dyn FnMut(u64) + Send>>,
+    /// With more than one cipher thread: the parallel path, which then owns every byte after the
+    /// header (`wire` stays empty).
+    parallel: Option<Box<SealPipeline>>,
 }
 
 impl UploadStream {
@@ -68,10 +72,19 @@ impl UploadStream {
         socket.set_nodelay(true).map_err(Error::io("configuring the upload socket"))?;
 
         let header = pairing.secrets.header.expose();
+        let threads = config.effective_cipher_threads();
         let mut wire = vec![0u8; config.chunk_size.max(header.len())].into_boxed_slice();
         wire[..header.len()].copy_from_slice(header);
         state.apply_unhashed(&mut wire[..header.len()])?;
-        let filled = header.len();
+        let mut filled = header.len();
+        let mut parallel = None;
+        if threads > 1 {
+            let segment = config.chunk_size.clamp(*PARALLEL_SEGMENT.start(), *PARALLEL_SEGMENT.end());
+            let pipeline =
+                SealPipeline::new(&pairing.secrets, state.offset(), &wire[..filled], threads, segment);
+            parallel = Some(Box::new(pipeline));
+            (wire, filled) = (Box::default(), 0);
+        }
         Ok(Self {
             socket,
             state,
@@ -81,6 +94,7 @@ impl UploadStream {
             closed: false,
             finished: false,
             progress: None,
+            parallel,
         })
     }
 
@@ -90,6 +104,9 @@ impl UploadStream {
     pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         self.check_open()?;
         self.check_room(data.len() as u64)?;
+        if self.parallel.is_some() {
+            return self.write_parallel(data).await;
+        }
         while !data.is_empty() {
             if self.filled == self.wire.len() {
                 self.flush().await?;
@@ -107,6 +124,9 @@ impl UploadStream {
     /// Returns the number of bytes read.
     pub async fn write_from<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> Result<u64> {
         self.check_open()?;
+        if self.parallel.is_some() {
+            return self.write_from_parallel(reader).await;
+        }
         let mut total = 0u64;
         loop {
             if self.filled == self.wire.len() {
@@ -139,6 +159,13 @@ impl UploadStream {
     /// configured timeout without progress).
     pub async fn flush(&mut self) -> Result<()> {
         self.check_open()?;
+        if let Some(parallel) = &mut self.parallel {
+            if let Err(e) = parallel.seal() {
+                return Err(self.fail(e));
+            }
+            while self.send_oldest().await? {}
+            return Ok(());
+        }
         if self.filled == 0 {
             return Ok(());
         }
@@ -190,7 +217,85 @@ impl UploadStream {
 
     /// File bytes accepted so far and their checksum.
     pub fn summary(&self) -> UploadSummary {
+        if let Some(parallel) = &self.parallel {
+            let (bytes, checksum) = parallel.summary();
+            return UploadSummary { bytes, checksum };
+        }
         UploadSummary { bytes: self.state.content_len(), checksum: self.state.checksum() }
+    }
+
+    /// [`UploadStream::write`] on the parallel path: copied into segments (hashed there), sealed on
+    /// the cipher threads, sent in order.
+    async fn write_parallel(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            let Some(parallel) = self.parallel.as_mut() else { return Ok(()) };
+            let Some(room) = parallel.room() else {
+                self.make_room().await?;
+                continue;
+            };
+            let n = room.len().min(data.len());
+            room[..n].copy_from_slice(&data[..n]);
+            if let Err(e) = parallel.filled(n) {
+                return Err(self.fail(e));
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// [`UploadStream::write_from`] on the parallel path: read straight into segments.
+    async fn write_from_parallel<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let Some(parallel) = self.parallel.as_mut() else { return Ok(total) };
+            let Some(room) = parallel.room() else {
+                self.make_room().await?;
+                continue;
+            };
+            let n = match reader.read(room).await {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(self.fail(Error::Io { during: "reading the file to upload", source: e }))
+                }
+            };
+            if let Err(e) = parallel.filled(n) {
+                return Err(self.fail(e));
+            }
+            total += n as u64;
+        }
+    }
+
+    /// Sends the oldest segment so that a buffer is free again.
+    async fn make_room(&mut self) -> Result<()> {
+        if self.send_oldest().await? {
+            return Ok(());
+        }
+        // Every buffer is accounted for (queued, or being filled), so this cannot happen; if it did,
+        // an error beats a loop that never ends.
+        Err(self.fail(Error::InvalidArgument("the upload's segment buffers are exhausted".into())))
+    }
+
+    /// Hands the oldest sealed segment of the parallel path to the socket; false when none is queued.
+    async fn send_oldest(&mut self) -> Result<bool> {
+        let Self { socket, parallel: Some(parallel), timeout, progress, .. } = self else {
+            return Ok(false);
+        };
+        let sent: Result<bool> = async {
+            let Some(segment) = parallel.oldest().await else { return Ok(false) };
+            let (buf, len) = segment?;
+            with_timeout(*timeout, "sending to the upload socket", async {
+                socket.write_all(&buf[..len]).await.map_err(Error::io("sending to the upload socket"))
+            })
+            .await?;
+            parallel.sent(buf, len);
+            if let Some(progress) = progress {
+                progress(parallel.content_sent());
+            }
+            Ok(true)
+        }
+        .await;
+        sent.map_err(|e| self.fail(e))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -202,9 +307,10 @@ impl UploadStream {
     }
 
     fn check_room(&self, requested: u64) -> Result<()> {
-        match self.state.offset().checked_add(requested) {
+        let at = self.parallel.as_ref().map_or(self.state.offset(), |p| p.end_offset());
+        match at.checked_add(requested) {
             Some(end) if end <= KEYSTREAM_LIMIT => Ok(()),
-            _ => Err(Error::KeystreamExhausted { at: self.state.offset(), requested }),
+            _ => Err(Error::KeystreamExhausted { at, requested }),
         }
     }
 

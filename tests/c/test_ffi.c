@@ -166,6 +166,9 @@ static void test_config_and_null_handles(void) {
     CHECK_RC(norman_config_set_flush_size(config, 1024), NORMAN_OK);
     CHECK_RC(norman_client_new(config, &client), NORMAN_ERROR_INVALID_CONFIG);
     CHECK_RC(norman_config_set_flush_size(config, 1 << 20), NORMAN_OK);
+    CHECK_RC(norman_config_set_cipher_threads(config, 65), NORMAN_ERROR_INVALID_CONFIG);
+    CHECK_RC(norman_config_set_cipher_threads(NULL, 2), NORMAN_ERROR_NULL_ARGUMENT);
+    CHECK_RC(norman_config_set_cipher_threads(config, 2), NORMAN_OK);
     CHECK_RC(norman_client_new(NULL, &client), NORMAN_ERROR_NULL_ARGUMENT);
     CHECK_RC(norman_client_new(config, NULL), NORMAN_ERROR_NULL_ARGUMENT);
     CHECK_RC(norman_client_new(config, &client), NORMAN_OK);

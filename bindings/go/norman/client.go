@@ -59,6 +59,9 @@ type Config struct {
 	FlushSize int
 	// WorkerThreads of the client's runtime.
 	WorkerThreads int
+	// CipherThreads that encrypt one upload (0: one per core, or NORMAN_CIPHER_THREADS with
+	// FromEnvironment; 1: a single thread; at most 64).
+	CipherThreads int
 	// FromEnvironment starts from NORMAN_BASE_URL, NORMAN_TOKEN, NORMAN_TIMEOUT_SECS,
 	// NORMAN_CHUNK_SIZE, NORMAN_FLUSH_SIZE and NORMAN_RETRIES; the non-zero fields above win.
 	FromEnvironment bool
@@ -118,7 +121,7 @@ func applyConfig(config *C.norman_config, cfg Config) error {
 	for _, size := range []struct {
 		name  string
 		value int
-	}{{"chunk size", cfg.ChunkSize}, {"flush size", cfg.FlushSize}, {"worker threads", cfg.WorkerThreads}} {
+	}{{"chunk size", cfg.ChunkSize}, {"flush size", cfg.FlushSize}, {"worker threads", cfg.WorkerThreads}, {"cipher threads", cfg.CipherThreads}} {
 		if size.value < 0 {
 			return newError(ErrInvalidConfig, "config", fmt.Sprintf("%s %d: must not be negative", size.name, size.value))
 		}
@@ -176,8 +179,13 @@ func applyConfig(config *C.norman_config, cfg Config) error {
 	}); err != nil {
 		return err
 	}
-	return setSize("worker threads", cfg.WorkerThreads, func(n C.size_t) C.enum_norman_result {
+	if err := setSize("worker threads", cfg.WorkerThreads, func(n C.size_t) C.enum_norman_result {
 		return C.norman_config_set_worker_threads(config, n)
+	}); err != nil {
+		return err
+	}
+	return setSize("cipher threads", cfg.CipherThreads, func(n C.size_t) C.enum_norman_result {
+		return C.norman_config_set_cipher_threads(config, n)
 	})
 }
 

@@ -83,7 +83,7 @@ function requireCString(value, name) {
 
 // ---------- config ----------
 
-const CONFIG_KEYS = ['baseUrl', 'token', 'timeoutMs', 'retries', 'chunkSize', 'flushSize', 'workerThreads', 'fromEnv'];
+const CONFIG_KEYS = ['baseUrl', 'token', 'timeoutMs', 'retries', 'chunkSize', 'flushSize', 'workerThreads', 'cipherThreads', 'fromEnv'];
 
 function positiveInt(config, key) {
   const v = config[key];
@@ -125,6 +125,8 @@ function buildConfig(config) {
     if (f !== undefined) check(n.norman_config_set_flush_size(handle, f));
     const w = positiveInt(config, 'workerThreads');
     if (w !== undefined) check(n.norman_config_set_worker_threads(handle, w));
+    const ct = positiveInt(config, 'cipherThreads');
+    if (ct !== undefined) check(n.norman_config_set_cipher_threads(handle, ct));
     const client = [null];
     check(n.norman_client_new(handle, client));
     return client[0];

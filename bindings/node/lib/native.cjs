@@ -72,6 +72,7 @@ const SIGNATURES = [
   'int32_t norman_config_set_chunk_size(void *config, size_t size)',
   'int32_t norman_config_set_flush_size(void *config, size_t size)',
   'int32_t norman_config_set_worker_threads(void *config, size_t threads)',
+  'int32_t norman_config_set_cipher_threads(void *config, size_t threads)',
   'int32_t norman_client_new(void *config, _Out_ void **out)',
   'void norman_client_free(void *client)',
   'int32_t norman_client_set_token(void *client, const char *token)',

@@ -83,6 +83,8 @@ pub struct Hub {
     handshakes: Arc<Semaphore>,
     /// Connections accepted whose header is still being read.
     handshaking: AtomicUsize,
+    /// Threads that decrypt one upload (NORMAN_CIPHER_THREADS, default: the machine's cores).
+    cipher_threads: usize,
 }
 
 /// One open pairing counted against its account's cap, for as long as it can still be completed:
@@ -124,6 +126,7 @@ impl Hub {
             open: Mutex::default(),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             handshaking: AtomicUsize::new(0),
+            cipher_threads: norman_cli::receiver::cipher_threads_from_env()?,
         };
         Ok((Arc::new(hub), listener))
     }
@@ -371,6 +374,7 @@ async fn pair(state: AppState, target: Target, size: u64, host: String) -> ApiRe
         pairing_id: pairing_id.clone(),
         target: target.clone(),
         slot,
+        secrets: secrets.clone(),
     };
     {
         // Both maps before the task runs, so neither its expiry nor a connection can miss them.
@@ -397,6 +401,8 @@ struct Receiving {
     pairing_id: String,
     target: Target,
     slot: OpenSlot,
+    /// For the parallel decryption (the delivered cipher state continues one thread's keystream).
+    secrets: StreamSecrets,
 }
 
 /// A pairing's task: waits for its connection until the TTL, then streams into a temporary file
@@ -412,8 +418,9 @@ async fn receive(r: Receiving) -> ReceiveResult {
                 accept_timeout: ttl,
                 idle_timeout: IDLE_TIMEOUT,
                 buffer_size: RECEIVE_BUFFER,
+                cipher_threads: r.state.uploads.cipher_threads,
             };
-            stream_to_part_file(&mut conn, cipher, &options, &r.dest)
+            stream_to_part_file(&mut conn, &r.secrets, cipher, &options, &r.dest)
                 .await
                 .map(|(part, bytes, checksum)| (part, Received { bytes, checksum, peer }, r.slot))
         }
@@ -432,12 +439,13 @@ async fn receive(r: Receiving) -> ReceiveResult {
 
 async fn stream_to_part_file(
     conn: &mut TcpStream,
+    secrets: &StreamSecrets,
     cipher: StreamCipherState,
     options: &ReceiveOptions,
     dest: &std::path::Path,
 ) -> norman::Result<(PartFile, u64, Checksum)> {
     let mut part = PartFile::create_beside(dest).await?;
-    let (bytes, checksum) = receive_stream(conn, cipher, options, part.writer()).await?;
+    let (bytes, checksum) = receive_stream(conn, secrets, cipher, options, part.writer()).await?;
     Ok((part, bytes, checksum))
 }
 
