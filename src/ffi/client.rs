@@ -134,10 +134,31 @@ impl ClientShared {
         mode: Mode,
         fut: impl Future<Output = FfiResult<Outcome>> + Send + 'static,
     ) -> FfiResult<Outcome> {
+        self.run_with(mode, false, fut)
+    }
+
+    /// As [`ClientShared::run`], but an `_async` operation is first polled on the calling thread:
+    /// for short operations whose first step only queues work (a message request queues its frame),
+    /// this saves waking a runtime worker before anything is sent. Only for futures whose first
+    /// poll never does heavy work.
+    pub fn run_eager(
+        self: &Arc<Self>,
+        mode: Mode,
+        fut: impl Future<Output = FfiResult<Outcome>> + Send + 'static,
+    ) -> FfiResult<Outcome> {
+        self.run_with(mode, true, fut)
+    }
+
+    fn run_with(
+        self: &Arc<Self>,
+        mode: Mode,
+        eager: bool,
+        fut: impl Future<Output = FfiResult<Outcome>> + Send + 'static,
+    ) -> FfiResult<Outcome> {
         match mode {
             Mode::Blocking => self.block_on(None, fut),
             Mode::Async { kind, completion, op_id_out } => {
-                let op_id = self.spawn_op(kind, completion, fut);
+                let op_id = self.spawn_op(kind, completion, eager, fut);
                 if !op_id_out.is_null() {
                     // SAFETY: non-NULL and writable by the caller's contract.
                     unsafe { op_id_out.write(op_id) };
@@ -159,11 +180,13 @@ impl ClientShared {
     }
 
     /// Starts an asynchronous operation; its completion is delivered exactly once (a cancelled or
-    /// dropped operation completes with `NORMAN_ERROR_CANCELLED`).
-    pub fn spawn_op(
+    /// dropped operation completes with `NORMAN_ERROR_CANCELLED`). `eager`: see
+    /// [`ClientShared::run_eager`].
+    fn spawn_op(
         self: &Arc<Self>,
         kind: norman_event_kind,
         completion: Completion,
+        eager: bool,
         fut: impl Future<Output = FfiResult<Outcome>> + Send + 'static,
     ) -> u64 {
         let op_id = self.next_op.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +202,7 @@ impl ClientShared {
             drop(guard); // the client is closed: completes as cancelled
             return op_id;
         }
-        self.handle.spawn(async move {
+        let mut task = Box::pin(async move {
             let mut guard = guard;
             let result = tokio::select! {
                 biased;
@@ -188,6 +211,16 @@ impl ClientShared {
             };
             guard.complete(result);
         });
+        if eager {
+            // The first poll registers a no-op waker; the spawned task polls again at once and
+            // registers its own, so no wake-up is lost.
+            let _runtime = self.handle.enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if task.as_mut().poll(&mut cx).is_ready() {
+                return op_id;
+            }
+        }
+        self.handle.spawn(task);
         op_id
     }
 

@@ -184,7 +184,7 @@ pub unsafe extern "C" fn norman_msg_conn_request_async(
         let client = c.client.clone();
         let mode = Mode::Async { kind: norman_event_kind::NORMAN_EVENT_MSG_REPLY, completion, op_id_out };
         c.shared
-            .run(mode, async move {
+            .run_eager(mode, async move {
                 let (reply, failure) =
                     split_reply(client.request_message(msg, &inner, deadline(timeout_ms)).await)?;
                 Ok(Outcome { msg: std::sync::Mutex::new(Some(reply)), failure, ..Outcome::default() })
