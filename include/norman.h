@@ -669,8 +669,7 @@ enum norman_result norman_config_set_worker_threads(struct norman_config *config
  *
  * Ownership: nothing is transferred. Threads: not concurrently with other uses of `config`.
  */
-enum norman_result norman_config_set_cipher_threads(struct norman_config *config,
-                                                    size_t threads);
+enum norman_result norman_config_set_cipher_threads(struct norman_config *config, size_t threads);
 
 /**
  * Creates a client: validates the configuration, starts the runtime (worker threads) and the
