@@ -14,8 +14,8 @@ use super::call::{norman_msg_call, Via};
 use super::conn::{hand_out, split_reply};
 use super::layers::{norman_msg_layers, opt_layers};
 use super::message::{msg_out as owned_msg, norman_msg};
-use super::server::{checked_entry, route_key};
-use super::{build, deadline, free_now, norman_msg_handler, run_soon};
+use super::server::{registration, Registration};
+use super::{build, deadline, norman_msg_handler, run_soon};
 use crate::ffi::boundary::*;
 use crate::ffi::client::{norman_client, ClientShared};
 use crate::ffi::events::{norman_userdata_free, on_callback_thread};
@@ -166,19 +166,21 @@ pub unsafe extern "C" fn norman_msg_node_on(
 ) -> norman_result {
     guard(|| {
         // SAFETY: NULL checked; validity is the caller's contract.
-        let Some(n) = (unsafe { n.as_ref() }) else {
-            free_now(userdata, userdata_free);
-            return Err(FfiError::new(NORMAN_ERROR_NULL_ARGUMENT, "`node` is NULL"));
-        };
-        let key = match unsafe { route_key(mtype, uri, uri_len) } {
-            Ok(k) => k,
-            Err(e) => {
-                free_now(userdata, userdata_free);
-                return Err(e);
-            }
-        };
-        let (entry, once) = checked_entry(&n.shared, flags, handler_fn, userdata, userdata_free)?;
-        let inner = unsafe { opt_layers(inner) };
+        let (n, Registration { key, entry, once, inner }) = unsafe {
+            registration(
+                n,
+                "node",
+                |n| &n.shared,
+                mtype,
+                uri,
+                uri_len,
+                inner,
+                flags,
+                handler_fn,
+                userdata,
+                userdata_free,
+            )
+        }?;
         let (shared, layers) = (n.shared.clone(), inner.clone());
         let f = move |msg: Message, d: Datagram| {
             entry.deliver(norman_msg_call::new(shared.clone(), msg, layers.clone(), Via::Udp(d)));

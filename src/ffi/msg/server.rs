@@ -73,34 +73,51 @@ pub unsafe extern "C" fn norman_msg_server_new(
     })
 }
 
-/// The routing key of (type, uri): uri NULL/len 0 is any uri of the type.
-///
-/// # Safety
-/// As `arg_bytes`.
-pub(crate) unsafe fn route_key(t: u8, uri: *const u8, uri_len: usize) -> FfiResult<Key> {
-    let t = msg_type(t)?;
-    // SAFETY: forwarded contract.
-    let uri = unsafe { arg_bytes(uri, uri_len, "uri") }?;
-    Ok(Key::new(t, (!uri.is_empty()).then_some(uri)))
+/// What a `*_on` call registers: the routing key, the handler with its userdata, NORMAN_MSG_ONCE,
+/// and the inner layers.
+pub(crate) struct Registration {
+    pub key: Key,
+    pub entry: Arc<HandlerEntry>,
+    pub once: bool,
+    pub inner: Layers,
 }
 
-/// Checks flags and handler; on failure the userdata is freed at once.
-pub(crate) fn checked_entry(
-    shared: &Arc<ClientShared>,
+/// The checks every `*_on` call makes (owner, type and uri, flags, handler); on any failure the
+/// userdata is freed at once, as those functions promise. uri NULL/len 0 is any uri of the type.
+///
+/// # Safety
+/// As `arg`, `arg_bytes` and `opt_layers`.
+#[allow(clippy::too_many_arguments)] // the arguments of the C call it checks
+pub(crate) unsafe fn registration<'a, T>(
+    owner: *const T,
+    owner_name: &'static str,
+    shared: impl FnOnce(&T) -> &Arc<ClientShared>,
+    mtype: u8,
+    uri: *const u8,
+    uri_len: usize,
+    inner: *const norman_msg_layers,
     flags: u32,
     handler: norman_msg_handler,
     userdata: *mut c_void,
     userdata_free: norman_userdata_free,
-) -> FfiResult<(Arc<HandlerEntry>, bool)> {
-    if flags & !NORMAN_MSG_ONCE != 0 {
-        free_now(userdata, userdata_free);
-        return Err(FfiError::invalid(format!("unknown flags {flags:#x}")));
-    }
-    let Some(handler) = handler else {
-        free_now(userdata, userdata_free);
-        return Err(FfiError::new(NORMAN_ERROR_NULL_ARGUMENT, "`handler` is NULL"));
-    };
-    Ok((HandlerEntry::new(shared.clone(), handler, userdata, userdata_free), flags & NORMAN_MSG_ONCE != 0))
+) -> FfiResult<(&'a T, Registration)> {
+    let checked = (|| {
+        // SAFETY: forwarded contract.
+        let owner = unsafe { arg(owner, owner_name) }?;
+        let t = msg_type(mtype)?;
+        let uri = unsafe { arg_bytes(uri, uri_len, "uri") }?;
+        if flags & !NORMAN_MSG_ONCE != 0 {
+            return Err(FfiError::invalid(format!("unknown flags {flags:#x}")));
+        }
+        let handler =
+            handler.ok_or_else(|| FfiError::new(NORMAN_ERROR_NULL_ARGUMENT, "`handler` is NULL"))?;
+        Ok((owner, Key::new(t, (!uri.is_empty()).then_some(uri)), handler))
+    })();
+    let (owner, key, handler) = checked.inspect_err(|_| free_now(userdata, userdata_free))?;
+    let entry = HandlerEntry::new(shared(owner).clone(), handler, userdata, userdata_free);
+    // SAFETY: forwarded contract.
+    let inner = unsafe { opt_layers(inner) };
+    Ok((owner, Registration { key, entry, once: flags & NORMAN_MSG_ONCE != 0, inner }))
 }
 
 /// Handles messages of `type` (and `uri`; NULL/len 0: any uri of that type) with `handler`, which
@@ -129,19 +146,21 @@ pub unsafe extern "C" fn norman_msg_server_on(
 ) -> norman_result {
     guard(|| {
         // SAFETY: NULL checked; validity is the caller's contract.
-        let Some(s) = (unsafe { s.as_ref() }) else {
-            free_now(userdata, userdata_free);
-            return Err(FfiError::new(NORMAN_ERROR_NULL_ARGUMENT, "`server` is NULL"));
-        };
-        let key = match unsafe { route_key(mtype, uri, uri_len) } {
-            Ok(k) => k,
-            Err(e) => {
-                free_now(userdata, userdata_free);
-                return Err(e);
-            }
-        };
-        let (entry, once) = checked_entry(&s.shared, flags, handler_fn, userdata, userdata_free)?;
-        let inner = unsafe { opt_layers(inner) };
+        let (s, Registration { key, entry, once, inner }) = unsafe {
+            registration(
+                s,
+                "server",
+                |s| &s.shared,
+                mtype,
+                uri,
+                uri_len,
+                inner,
+                flags,
+                handler_fn,
+                userdata,
+                userdata_free,
+            )
+        }?;
         let (shared, layers, closed) = (s.shared.clone(), inner.clone(), s.closed.clone());
         let f = move |msg: Message, call: Call| {
             let via = Via::Tcp(call, closed.clone());
