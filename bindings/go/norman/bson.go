@@ -83,22 +83,32 @@ func DialBSON(ctx context.Context, client *Client, addr string, opts *BSONOption
 // about this long (a wait that times out with nothing read loses nothing).
 const pollSlice = 100 * time.Millisecond
 
+// waitSlice is the wait of one blocking call made for ctx: what is left of ctx's deadline (none:
+// forever), cut to pollSlice when ctx can be cancelled (sliced), so a cancellation is seen between
+// calls.
+func waitSlice(ctx context.Context, op string) (timeout C.int32_t, sliced bool, err error) {
+	if err := done(ctx, op); err != nil {
+		return 0, false, err
+	}
+	timeout, ok := timeoutMS(ctx, 0)
+	if !ok {
+		return 0, false, contextError(op, context.DeadlineExceeded)
+	}
+	if ctx.Done() != nil && (timeout < 0 || timeout > C.int32_t(pollSlice/time.Millisecond)) {
+		return C.int32_t(pollSlice / time.Millisecond), true, nil
+	}
+	return timeout, false, nil
+}
+
 // Read returns the next document: its exact bytes, length prefix included (a valid bson.Raw).
 // At the clean end of the stream it returns an error matching both ErrClosed and io.EOF. Ends at
 // ctx's deadline (ErrTimeout) or when ctx is cancelled.
 func (c *BSONConn) Read(ctx context.Context) ([]byte, error) {
 	const op = "bson read"
 	for {
-		if err := done(ctx, op); err != nil {
+		timeout, sliced, err := waitSlice(ctx, op)
+		if err != nil {
 			return nil, err
-		}
-		timeout, ok := timeoutMS(ctx, 0)
-		if !ok {
-			return nil, contextError(op, context.DeadlineExceeded)
-		}
-		sliced := ctx.Done() != nil && (timeout < 0 || timeout > C.int32_t(pollSlice/time.Millisecond))
-		if sliced {
-			timeout = C.int32_t(pollSlice / time.Millisecond)
 		}
 		doc, rc, err := c.recv(op, timeout)
 		if rc == C.NORMAN_NO_EVENT || rc == C.NORMAN_ERROR_TIMEOUT {
@@ -268,20 +278,13 @@ func (l *BSONListener) Addr() string { return l.addr }
 func (l *BSONListener) Accept(ctx context.Context) (*BSONConn, error) {
 	const op = "bson accept"
 	for {
-		if err := done(ctx, op); err != nil {
+		timeout, sliced, err := waitSlice(ctx, op)
+		if err != nil {
 			return nil, err
-		}
-		timeout, ok := timeoutMS(ctx, 0)
-		if !ok {
-			return nil, contextError(op, context.DeadlineExceeded)
-		}
-		sliced := ctx.Done() != nil && (timeout < 0 || timeout > C.int32_t(pollSlice/time.Millisecond))
-		if sliced {
-			timeout = C.int32_t(pollSlice / time.Millisecond)
 		}
 		var p *C.norman_bson_conn
 		var rc C.enum_norman_result
-		err := func() error {
+		err = func() error {
 			l.mu.RLock()
 			defer l.mu.RUnlock()
 			if l.ptr == nil {
