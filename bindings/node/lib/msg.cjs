@@ -565,15 +565,7 @@ class MsgServer {
    * message. `{ layers, once }`: per-handler inner layers; once: removed after its first message.
    */
   handle(type, uri, fn, opts) {
-    const a = handlerArgs(type, uri, fn, opts);
-    const { handler } = registered();
-    const h = this._table.add(this, a.t, a.u, a.fn, a.once);
-    const rc = m().norman_msg_server_on(this._live(), a.t, a.u, a.len, a.inner, a.once ? NORMAN_MSG_ONCE : 0, handler, h.id, null);
-    if (rc !== 0) {
-      this._table.forget(h);
-      check(rc);
-    }
-    return this;
+    return addHandler(this, m().norman_msg_server_on, type, uri, fn, opts);
   }
 
   /** SUBSCRIBE_URI / UNSUBSCRIBE_URI answered by the library (netaio's usual server). */
@@ -639,6 +631,20 @@ class MsgServer {
   [util.inspect.custom]() {
     return `MsgServer { port: ${this.port}, closed: ${this.closed} }`;
   }
+}
+
+// Registers fn through the server's or the node's `*_on` C function (`on`); a refused
+// registration is forgotten again.
+function addHandler(owner, on, type, uri, fn, opts) {
+  const a = handlerArgs(type, uri, fn, opts);
+  const { handler } = registered();
+  const h = owner._table.add(owner, a.t, a.u, a.fn, a.once);
+  const rc = on(owner._live(), a.t, a.u, a.len, a.inner, a.once ? NORMAN_MSG_ONCE : 0, handler, h.id, null);
+  if (rc !== 0) {
+    owner._table.forget(h);
+    check(rc);
+  }
+  return owner;
 }
 
 // ---------- MsgConn ----------
@@ -924,15 +930,7 @@ class MsgNode {
 
   /** As MsgServer.handle(); the answer goes to the datagram's sender. */
   handle(type, uri, fn, opts) {
-    const a = handlerArgs(type, uri, fn, opts);
-    const { handler } = registered();
-    const h = this._table.add(this, a.t, a.u, a.fn, a.once);
-    const rc = m().norman_msg_node_on(this._live(), a.t, a.u, a.len, a.inner, a.once ? NORMAN_MSG_ONCE : 0, handler, h.id, null);
-    if (rc !== 0) {
-      this._table.forget(h);
-      check(rc);
-    }
-    return this;
+    return addHandler(this, m().norman_msg_node_on, type, uri, fn, opts);
   }
 
   /** One datagram to `addr` ("ip:port"). */
