@@ -144,16 +144,7 @@ fn run(command: Command) -> CliResult {
             let secrets = read_pairing(&pairing)?.validate().map_err(|e| e.to_string())?.secrets;
             let timeout =
                 Duration::try_from_secs_f64(timeout).map_err(|_| format!("bad --timeout {timeout}"))?;
-            let cipher_threads = match cipher_threads {
-                Some(n) if n > norman::socket::MAX_CIPHER_THREADS => {
-                    return Err(format!(
-                        "--cipher-threads: at most {}, got {n}",
-                        norman::socket::MAX_CIPHER_THREADS
-                    ))
-                }
-                Some(n) => n,
-                None => norman_cli::receiver::cipher_threads_from_env()?,
-            };
+            let cipher_threads = norman_cli::receiver::cipher_threads(cipher_threads)?;
             let options = ReceiveOptions {
                 expected_size: size,
                 accept_timeout: timeout,

@@ -292,9 +292,15 @@ impl<F: FnMut(&[u8]) -> io::Result<()> + Unpin> AsyncWrite for CallbackSink<F> {
     }
 }
 
-/// `NORMAN_CIPHER_THREADS` as [`ReceiveOptions::cipher_threads`] takes it (0 when unset), checked as
-/// the library checks it.
-pub fn cipher_threads_from_env() -> std::result::Result<usize, String> {
+/// The cipher threads of a receiver: `flag` (`--cipher-threads`) when given, else
+/// `NORMAN_CIPHER_THREADS`, else 0 (what the machine has); checked as [`norman::AppConfig`] checks
+/// them, so `norman send` and `norman receive` refuse the same values.
+pub fn cipher_threads(flag: Option<usize>) -> std::result::Result<usize, String> {
+    if let Some(threads) = flag {
+        let config = norman::AppConfig { cipher_threads: threads, ..norman::AppConfig::default() };
+        config.validate().map_err(|e| format!("--cipher-threads: {e}"))?;
+        return Ok(threads);
+    }
     const VAR: &str = "NORMAN_CIPHER_THREADS";
     let config =
         norman::AppConfig::from_lookup(|name| if name == VAR { std::env::var(VAR).ok() } else { None })

@@ -126,7 +126,7 @@ impl Hub {
             open: Mutex::default(),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             handshaking: AtomicUsize::new(0),
-            cipher_threads: norman_cli::receiver::cipher_threads_from_env()?,
+            cipher_threads: norman_cli::receiver::cipher_threads(None)?,
         };
         Ok((Arc::new(hub), listener))
     }
