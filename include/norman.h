@@ -741,6 +741,25 @@ enum norman_result norman_client_next_event(const struct norman_client *client,
                                             struct norman_event **event_out);
 
 /**
+ * Gives a descriptor that is readable exactly while `norman_client_next_event` would answer at once
+ * (an event is queued, or the client is closed and no event is left), so that a poll/epoll/kqueue
+ * loop or an event loop (libuv, Go's netpoller) can wait for completions of operations started
+ * without a callback instead of a thread sitting in `norman_client_next_event`. When it is
+ * readable, call `norman_client_next_event` with timeout 0 until it returns NORMAN_NO_EVENT (or
+ * NORMAN_ERROR_CANCELLED: closed). There is nothing to read from it; a loop that reads whatever
+ * arrives (libuv streams do) is fine as long as it drains the events after every wake-up as said.
+ * Completions of operations without a callback reach the queue straight from the runtime, not
+ * through the callback thread (except pushes with a progress callback, which follow their reports).
+ * After `norman_client_free` the descriptor reports end of file.
+ *
+ * Ownership: `*fd_out` receives a new descriptor (non-blocking, close-on-exec) owned by the caller:
+ * close it with close(2), before or after freeing the client. Each call gives another descriptor of
+ * the same wake-up; use one.
+ * Threads: any thread.
+ */
+enum norman_result norman_client_event_fd(const struct norman_client *client, int *fd_out);
+
+/**
  * Frees an event obtained from `norman_client_next_event` and calls its userdata_free. NULL is a
  * no-op. Never call it on the event a callback receives (that one is borrowed).
  *

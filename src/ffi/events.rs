@@ -3,7 +3,9 @@
 //! callback wait in the event queue for `norman_client_next_event`.
 
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,6 +105,14 @@ pub enum norman_event_kind {
     NORMAN_EVENT_MSG_REPLY = 5,
 }
 
+impl norman_event_kind {
+    /// Whether the operation may report progress through the callback thread: its completion must
+    /// then follow those reports there (they use its userdata, which freeing the event frees).
+    pub(crate) fn reports_progress(self) -> bool {
+        self == norman_event_kind::NORMAN_EVENT_PUSH_FILE
+    }
+}
+
 /// What a finished operation hands back; each kind fills its own fields.
 pub(crate) struct Outcome {
     pub status: u16,
@@ -173,7 +183,67 @@ struct Queue {
     awaited: usize,
     /// Set by `norman_client_close`: once nothing is queued or awaited, next_event is CANCELLED.
     closed: bool,
+    /// The socket pair behind `norman_client_event_fd`, made on its first call.
+    wake: Option<Wake>,
 }
+
+impl Queue {
+    /// Whether `next_event` would answer at once.
+    fn ready(&self) -> bool {
+        !self.events.is_empty() || (self.closed && self.awaited == 0)
+    }
+
+    /// Keeps the wake-up descriptor readable exactly while `ready()`: called after every change.
+    fn sync_wake(&mut self) {
+        let ready = self.ready();
+        if let Some(wake) = self.wake.as_mut() {
+            wake.set(ready);
+        }
+    }
+}
+
+/// A Unix socket pair: one byte waits in it while events do. A socket rather than a pipe: a write
+/// can ask not to raise SIGPIPE (the caller may close its end), and event loops that only watch
+/// sockets and pipes (libuv, Node) take it.
+struct Wake {
+    tx: UnixStream,
+    rx: UnixStream,
+    /// Whether our byte is in the socket (a loop that reads what arrives, as libuv does, may have
+    /// taken it: then clearing finds nothing, which is fine).
+    signalled: bool,
+}
+
+impl Wake {
+    fn new() -> std::io::Result<Self> {
+        let (tx, rx) = UnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(Self { tx, rx, signalled: false })
+    }
+
+    fn set(&mut self, ready: bool) {
+        if ready == self.signalled {
+            return;
+        }
+        if ready {
+            // A failure (the buffer full of unread bytes) leaves the socket readable anyway.
+            // SAFETY: a valid socket and a 1-byte buffer that outlives the call.
+            unsafe { libc::send(self.tx.as_raw_fd(), [1u8].as_ptr().cast(), 1, SEND_FLAGS) };
+        } else {
+            let mut sink = [0u8; 64];
+            // SAFETY: a valid non-blocking socket and a buffer of the given length.
+            while unsafe { libc::recv(self.rx.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len(), 0) } > 0 {}
+        }
+        self.signalled = ready;
+    }
+}
+
+/// Never SIGPIPE (Linux). Elsewhere no flag is needed: our own read end lives as long as the queue,
+/// so a write always has a reader.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: c_int = 0;
 
 impl EventQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -182,20 +252,41 @@ impl EventQueue {
 
     /// An operation without a callback started: its completion will come here.
     pub(crate) fn expect(&self) {
-        self.lock().awaited += 1;
+        let mut queue = self.lock();
+        queue.awaited += 1;
+        queue.sync_wake();
     }
 
-    fn push(&self, event: Box<norman_event>) {
+    pub(crate) fn push(&self, event: Box<norman_event>) {
         let mut queue = self.lock();
         queue.events.push_back(event);
         queue.awaited = queue.awaited.saturating_sub(1);
+        queue.sync_wake();
         self.ready.notify_all();
     }
 
     /// Wakes every waiter; from now on an empty queue with nothing awaited answers CANCELLED.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let mut queue = self.lock();
+        queue.closed = true;
+        queue.sync_wake();
         self.ready.notify_all();
+    }
+
+    /// A new descriptor of the queue's wake-up socket (see `norman_client_event_fd`).
+    fn wake_fd(&self) -> std::io::Result<c_int> {
+        let mut queue = self.lock();
+        let rx = match &queue.wake {
+            Some(wake) => wake.rx.try_clone()?,
+            None => {
+                let wake = Wake::new()?;
+                let rx = wake.rx.try_clone()?;
+                queue.wake = Some(wake);
+                queue.sync_wake();
+                rx
+            }
+        };
+        Ok(rx.into_raw_fd())
     }
 
     /// The next event, waiting up to `timeout` (`None`: forever). After close, events queued or
@@ -206,6 +297,7 @@ impl EventQueue {
         let mut queue = self.lock();
         loop {
             if let Some(event) = queue.events.pop_front() {
+                queue.sync_wake();
                 return Ok(event);
             }
             if queue.closed && queue.awaited == 0 {
@@ -285,6 +377,39 @@ pub unsafe extern "C" fn norman_client_next_event(
         }
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         out.write(Box::into_raw(client.shared().queue.next(timeout)?));
+        Ok(())
+    })
+}
+
+/// Gives a descriptor that is readable exactly while `norman_client_next_event` would answer at once
+/// (an event is queued, or the client is closed and no event is left), so that a poll/epoll/kqueue
+/// loop or an event loop (libuv, Go's netpoller) can wait for completions of operations started
+/// without a callback instead of a thread sitting in `norman_client_next_event`. When it is
+/// readable, call `norman_client_next_event` with timeout 0 until it returns NORMAN_NO_EVENT (or
+/// NORMAN_ERROR_CANCELLED: closed). There is nothing to read from it; a loop that reads whatever
+/// arrives (libuv streams do) is fine as long as it drains the events after every wake-up as said.
+/// Completions of operations without a callback reach the queue straight from the runtime, not
+/// through the callback thread (except pushes with a progress callback, which follow their reports).
+/// After `norman_client_free` the descriptor reports end of file.
+///
+/// Ownership: `*fd_out` receives a new descriptor (non-blocking, close-on-exec) owned by the caller:
+/// close it with close(2), before or after freeing the client. Each call gives another descriptor of
+/// the same wake-up; use one.
+/// Threads: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn norman_client_event_fd(
+    client: *const norman_client,
+    fd_out: *mut c_int,
+) -> norman_result {
+    guard(|| {
+        // SAFETY: as above.
+        let client = unsafe { arg(client, "client") }?;
+        let out = unsafe { Out::new(fd_out, "fd_out") }?;
+        let fd =
+            client.shared().queue.wake_fd().map_err(|e| {
+                FfiError::new(NORMAN_ERROR_IO, format!("cannot make the event descriptor: {e}"))
+            })?;
+        out.write(fd);
         Ok(())
     })
 }
@@ -412,4 +537,84 @@ pub unsafe extern "C" fn norman_event_entity_state(event: *const norman_event) -
     guard_value(norman_entity_state::NORMAN_ENTITY_PENDING, || {
         unsafe { event.as_ref() }.map_or(norman_entity_state::NORMAN_ENTITY_PENDING, |e| e.outcome.state)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: c_int) -> bool {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 }
+    }
+
+    /// The code `next` answers with when it has no event.
+    fn refusal(r: FfiResult<Box<norman_event>>) -> Option<norman_result> {
+        r.err().map(|e| e.code)
+    }
+
+    fn event(op_id: u64) -> Box<norman_event> {
+        let completion = Completion { callback: None, userdata: std::ptr::null_mut(), userdata_free: None };
+        norman_event::new(op_id, norman_event_kind::NORMAN_EVENT_REQUEST, Ok(Outcome::default()), completion)
+    }
+
+    #[test]
+    fn the_wake_descriptor_is_readable_exactly_while_next_would_answer() {
+        let queue = EventQueue::default();
+        queue.push(event(1)); // queued before the descriptor exists
+        let fd = queue.wake_fd().expect("a descriptor");
+        let other = queue.wake_fd().expect("another");
+        assert!(readable(fd) && readable(other));
+        assert_eq!(queue.next(Some(Duration::ZERO)).ok().map(|e| e.op_id), Some(1));
+        assert!(!readable(fd) && !readable(other));
+
+        queue.expect();
+        queue.expect();
+        queue.push(event(2));
+        queue.push(event(3));
+        assert!(readable(fd));
+        assert_eq!(queue.next(Some(Duration::ZERO)).ok().map(|e| e.op_id), Some(2));
+        assert!(readable(fd), "one event left");
+        assert_eq!(queue.next(Some(Duration::ZERO)).ok().map(|e| e.op_id), Some(3));
+        assert!(!readable(fd));
+        assert_eq!(refusal(queue.next(Some(Duration::ZERO))), Some(NORMAN_NO_EVENT));
+
+        // A loop that reads what arrives (libuv) takes the byte; the next event still wakes it.
+        queue.push(event(4));
+        let mut byte = [0u8; 8];
+        // SAFETY: a valid descriptor and buffer.
+        assert_eq!(unsafe { libc::read(fd, byte.as_mut_ptr().cast(), byte.len()) }, 1);
+        assert_eq!(queue.next(Some(Duration::ZERO)).ok().map(|e| e.op_id), Some(4));
+        queue.push(event(5));
+        assert!(readable(fd));
+        assert_eq!(queue.next(Some(Duration::ZERO)).ok().map(|e| e.op_id), Some(5));
+
+        // Closed with an operation still awaited: not yet; once it came and was taken: for good.
+        queue.expect();
+        queue.close();
+        assert!(!readable(fd));
+        queue.push(event(6));
+        assert_eq!(queue.next(Some(Duration::ZERO)).ok().map(|e| e.op_id), Some(6));
+        assert!(readable(fd));
+        assert_eq!(refusal(queue.next(Some(Duration::ZERO))), Some(NORMAN_ERROR_CANCELLED));
+        assert!(readable(fd));
+
+        // Gone: end of file after what was left.
+        drop(queue);
+        let mut n;
+        loop {
+            // SAFETY: as above.
+            n = unsafe { libc::read(fd, byte.as_mut_ptr().cast(), byte.len()) };
+            if n <= 0 {
+                break;
+            }
+        }
+        assert_eq!(n, 0);
+        // SAFETY: descriptors this test owns, closed once.
+        unsafe {
+            libc::close(fd);
+            libc::close(other);
+        }
+    }
 }

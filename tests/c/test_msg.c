@@ -3,6 +3,8 @@
  * without it unless NORMAN_REQUIRE_PYTHON is set). Run by scripts/test-c.sh with NORMAN_BIN set.
  * Loopback only; every wait is bounded. */
 #define _POSIX_C_SOURCE 200809L
+#include <poll.h>
+
 #include "msg_harness.h"
 
 static const uint8_t AEAD_KEY[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
@@ -790,6 +792,113 @@ out:
     norman_msg_layers_free(outer);
 }
 
+/* ------------------------------------------------- the event descriptor */
+
+static int readable(int fd, int timeout_ms) {
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, timeout_ms) > 0 && (p.revents & POLLIN);
+}
+
+/* Waits on `fd` and drains events until `want` arrived (or 5 s without one); counts them by result. */
+static int drain_events(norman_client *client, int fd, int want, uint64_t op, norman_result *result) {
+    int got = 0;
+    while (got < want && readable(fd, 5000)) {
+        norman_event *ev = NULL;
+        while (norman_client_next_event(client, 0, &ev) == NORMAN_OK) {
+            got++;
+            if (norman_event_op_id(ev) == op) *result = norman_event_result(ev);
+            norman_event_free(ev);
+        }
+    }
+    return got;
+}
+
+static void test_event_fd(void) {
+    printf("-- the event descriptor (norman_client_event_fd) with norman msg serve\n");
+    norman_client *client = msg_client();
+    child c;
+    int port = start_msg_serve(&c, NULL);
+    CHECK(port > 0);
+    if (!client || port <= 0) return;
+    char addr[64];
+    addr_of(addr, sizeof addr, port);
+    norman_msg_conn *conn = NULL;
+    CHECK_RC(norman_msg_connect(client, addr, NULL, 5000, &conn), NORMAN_OK);
+
+    int fd = -1;
+    CHECK_RC(norman_client_event_fd(NULL, &fd), NORMAN_ERROR_NULL_ARGUMENT);
+    CHECK_RC(norman_client_event_fd(client, NULL), NORMAN_ERROR_NULL_ARGUMENT);
+    CHECK_RC(norman_client_event_fd(client, &fd), NORMAN_OK);
+    CHECK(fd >= 0);
+    CHECK(!readable(fd, 0));
+
+    /* Three replies: readable until every event is taken, then not (level, nothing to read). */
+    uint64_t ops[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(norman_msg_conn_request_async(conn, NORMAN_MSG_REQUEST_URI, U("echo"), U("fd"), NULL, 5000, NULL,
+                                               NULL, NULL, &ops[i]),
+                 NORMAN_OK);
+    }
+    int seen = 0;
+    while (seen < 3 && readable(fd, 5000)) {
+        norman_event *ev = NULL;
+        while (norman_client_next_event(client, 0, &ev) == NORMAN_OK) {
+            norman_msg *reply = NULL;
+            CHECK(norman_event_result(ev) == NORMAN_OK);
+            CHECK(norman_event_op_id(ev) == ops[0] || norman_event_op_id(ev) == ops[1] ||
+                  norman_event_op_id(ev) == ops[2]);
+            CHECK_RC(norman_event_take_msg(ev, &reply), NORMAN_OK);
+            CHECK(msg_is(reply, NORMAN_MSG_RESPOND_URI, "echo", "fd", 2));
+            norman_msg_free(reply);
+            norman_event_free(ev);
+            seen++;
+        }
+    }
+    CHECK(seen == 3);
+    CHECK(!readable(fd, 0));
+
+    /* A deadline and a cancel wake it too (the broker never answers NOTIFY_URI). */
+    uint64_t op = 0;
+    norman_result result = NORMAN_OK;
+    CHECK_RC(norman_msg_conn_request_async(conn, NORMAN_MSG_NOTIFY_URI, U("quiet"), U("x"), NULL, 200, NULL, NULL,
+                                           NULL, &op),
+             NORMAN_OK);
+    CHECK(drain_events(client, fd, 1, op, &result) == 1);
+    CHECK(result == NORMAN_ERROR_TIMEOUT);
+    CHECK_RC(norman_msg_conn_request_async(conn, NORMAN_MSG_NOTIFY_URI, U("quiet"), U("x"), NULL, 30000, NULL, NULL,
+                                           NULL, &op),
+             NORMAN_OK);
+    CHECK(!readable(fd, 100));
+    CHECK_RC(norman_client_cancel(client, op), NORMAN_OK);
+    CHECK(drain_events(client, fd, 1, op, &result) == 1);
+    CHECK(result == NORMAN_ERROR_CANCELLED);
+    CHECK(!readable(fd, 0));
+
+    /* Closing the client: the request in flight ends as cancelled, then the descriptor stays
+     * readable and next_event says the client is closed. */
+    CHECK_RC(norman_msg_conn_request_async(conn, NORMAN_MSG_NOTIFY_URI, U("quiet"), U("x"), NULL, 30000, NULL, NULL,
+                                           NULL, &op),
+             NORMAN_OK);
+    CHECK_RC(norman_client_close(client), NORMAN_OK);
+    CHECK(drain_events(client, fd, 1, op, &result) == 1);
+    CHECK(result == NORMAN_ERROR_CANCELLED);
+    CHECK(readable(fd, 0));
+    norman_event *ev = NULL;
+    CHECK_RC(norman_client_next_event(client, 0, &ev), NORMAN_ERROR_CANCELLED);
+    CHECK(readable(fd, 0));
+
+    /* Freed: end of file (after the byte that says "closed"); the descriptor is still ours. */
+    norman_msg_conn_free(conn);
+    norman_client_free(client);
+    char buf[16];
+    ssize_t n;
+    int reads = 0;
+    while ((n = read(fd, buf, sizeof buf)) > 0 && reads < 10) reads++;
+    CHECK(n == 0);
+    CHECK(close(fd) == 0);
+    stop_child(&c, SIGTERM);
+}
+
 int main(void) {
     norman_client *client = msg_client();
     if (!client) return 1;
@@ -802,6 +911,7 @@ int main(void) {
     test_c_server(client);
     test_udp(client);
     test_norman_serve(client, key_file);
+    test_event_fd();
     test_netaio(client);
 
     norman_client_free(client);
