@@ -107,9 +107,16 @@ impl Pending {
         self.take(id)
     }
 
-    fn fail_all(&mut self, why: &str) {
-        self.by_uri.clear();
-        for (_, w) in self.by_id.drain() {
+    /// Fails every request in flight, telling each once the lock is released: a waiter's wake-up
+    /// may complete its request on the spot (the C API's eager operations), and that takes the
+    /// lock again. The same holds wherever a waiter is told or dropped.
+    fn fail_all(pending: &Mutex<Pending>, why: &str) {
+        let waiters: Vec<Waiter> = {
+            let mut p = lock(pending);
+            p.by_uri.clear();
+            p.by_id.drain().map(|(_, w)| w).collect()
+        };
+        for w in waiters {
             let _ = w.tx.send(Err(Error::Closed(why.to_owned())));
         }
     }
@@ -152,7 +159,7 @@ impl ClientInner {
         self.closed.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         *lock(&self.outbox) = None;
-        lock(&self.pending).fail_all("the client was closed");
+        Pending::fail_all(&self.pending, "the client was closed");
     }
 }
 
@@ -284,7 +291,8 @@ impl Client {
         let sent = async {
             inner.seal(&mut msg)?;
             self.inner.config.layers.seal(&mut msg)?;
-            outbox.send(encode(&msg)?).await
+            // The reply is awaited next: write it now rather than wake the writer task.
+            outbox.send_now(encode(&msg)?).await
         };
         let result = match tokio::time::timeout(deadline, sent).await {
             Ok(Ok(())) => match tokio::time::timeout_at(tokio::time::Instant::now() + deadline, rx).await {
@@ -297,7 +305,8 @@ impl Client {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Timeout { during: "sending a request", after_ms: deadline.as_millis() }),
         };
-        lock(&self.inner.pending).take(id);
+        let stale = lock(&self.inner.pending).take(id);
+        drop(stale); // after the lock: see Pending::fail_all
         result
     }
 

@@ -23,6 +23,21 @@ pub(super) struct Outbox {
     tx: mpsc::UnboundedSender<Frame>,
     pub(super) budget: Arc<Semaphore>,
     cap: usize,
+    /// The socket's write half: the writer task's while it writes a batch, a sender's while it
+    /// writes one frame itself (`send_now`). Whoever holds it writes whole frames only. The writer
+    /// takes it out when it ends (the socket closes then, whoever still holds an outbox).
+    line: Line,
+    kill: watch::Receiver<bool>,
+}
+
+type Line = Arc<tokio::sync::Mutex<Option<OwnedWriteHalf>>>;
+
+/// What the writer task (`write_loop`) of a connection works with.
+pub(super) struct Writer {
+    rx: mpsc::UnboundedReceiver<Frame>,
+    line: Line,
+    budget: Arc<Semaphore>,
+    kill: watch::Receiver<bool>,
 }
 
 pub(super) enum Full {
@@ -31,15 +46,61 @@ pub(super) enum Full {
 }
 
 impl Outbox {
-    pub(super) fn new(cap: usize) -> (Outbox, mpsc::UnboundedReceiver<Frame>) {
+    /// The outbox of a connection and its writer; `kill` stops the writer (and a sender's
+    /// unfinished frame) at once.
+    pub(super) fn new(cap: usize, w: OwnedWriteHalf, kill: watch::Receiver<bool>) -> (Outbox, Writer) {
         let cap = cap.max(1).min(u32::MAX as usize);
         let (tx, rx) = mpsc::unbounded_channel();
-        (Outbox { tx, budget: Arc::new(Semaphore::new(cap)), cap }, rx)
+        let budget = Arc::new(Semaphore::new(cap));
+        let line = Arc::new(tokio::sync::Mutex::new(Some(w)));
+        let writer = Writer { rx, line: line.clone(), budget: budget.clone(), kill: kill.clone() };
+        (Outbox { tx, budget, cap, line, kill }, writer)
     }
 
     fn permits(&self, len: usize) -> u32 {
         // A frame larger than the whole budget takes all of it (it goes out alone).
         len.clamp(1, self.cap) as u32
+    }
+
+    /// Writes `bytes` at once on the calling thread when nothing is queued, so that a request costs
+    /// no wake-up of the writer task; otherwise queues them like `send`. When the socket takes
+    /// only part of the frame, a task of its own finishes it still holding the line: frames never
+    /// interleave, and a caller that gives up (a deadline) cannot cut one short.
+    pub(super) async fn send_now(&self, bytes: Bytes) -> Result<()> {
+        if self.queued() == 0 {
+            if let Ok(line) = self.line.clone().try_lock_owned() {
+                // Checked again holding the line: a frame queued in between must go first.
+                if let (0, Some(w)) = (self.queued(), line.as_ref()) {
+                    match w.try_write(&bytes) {
+                        Ok(n) if n == bytes.len() => return Ok(()),
+                        Ok(n) => {
+                            self.finish(line, bytes.slice(n..));
+                            return Ok(());
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {} // queued below
+                        Err(e) => return Err(Error::Io { during: "sending a message", source: e }),
+                    }
+                }
+            }
+        }
+        self.send(bytes).await
+    }
+
+    /// Writes the rest of a frame that `send_now` began, keeping the line until it is out (or
+    /// the connection is killed).
+    fn finish(&self, mut line: tokio::sync::OwnedMutexGuard<Option<OwnedWriteHalf>>, rest: Bytes) {
+        // Counted in the budget like a queued frame while it waits (none left: it goes anyway).
+        let permit = self.budget.clone().try_acquire_many_owned(self.permits(rest.len())).ok();
+        let mut kill = self.kill.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(w) = line.as_mut() else { return };
+            tokio::select! {
+                // A failed write ends the connection; its reader reports it.
+                _ = w.write_all(&rest) => {}
+                _ = raised(&mut kill) => {}
+            }
+        });
     }
 
     /// Queues `bytes`, waiting for room.
@@ -80,12 +141,8 @@ pub(super) async fn raised(flag: &mut watch::Receiver<bool>) {
 
 /// Writes queued frames, coalescing whatever is queued into one write. Ends when every sender is
 /// gone (after writing what was queued) or when `kill` fires.
-pub(super) async fn write_loop(
-    mut rx: mpsc::UnboundedReceiver<Frame>,
-    mut w: OwnedWriteHalf,
-    budget: Arc<Semaphore>,
-    mut kill: watch::Receiver<bool>,
-) {
+pub(super) async fn write_loop(writer: Writer) {
+    let Writer { mut rx, line, budget, mut kill } = writer;
     let mut buf: Vec<u8> = Vec::new();
     let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
     loop {
@@ -107,7 +164,12 @@ pub(super) async fn write_loop(
             }
         }
         let ok = tokio::select! {
-            r = w.write_all(&buf) => r.is_ok(),
+            r = async {
+                match line.lock().await.as_mut() {
+                    Some(w) => w.write_all(&buf).await.is_ok(),
+                    None => false,
+                }
+            } => r,
             _ = raised(&mut kill) => false,
         };
         buf.clear();
@@ -122,7 +184,12 @@ pub(super) async fn write_loop(
     }
     // Wake senders waiting for room: nothing more will be written.
     budget.close();
-    let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+    let close = async {
+        if let Some(mut w) = line.lock().await.take() {
+            let _ = w.shutdown().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
 }
 
 /// Reads frames from a stream into one growing buffer; each frame is split off without a copy.

@@ -8,7 +8,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{connect_stream, Client, ClientInner, CloseOnDrop};
+use super::{connect_stream, Client, ClientInner, CloseOnDrop, Pending};
 
 use crate::error::Error;
 use crate::msg::tcp::conn::{raised, write_loop, FrameReader, Outbox, ReadError};
@@ -19,9 +19,9 @@ use crate::msg::REQUEST_ID_FIELD;
 /// Starts the writer of a new connection and publishes its outbox; returns the read half.
 pub(super) fn install(inner: &Arc<ClientInner>, stream: TcpStream) -> (OwnedReadHalf, watch::Sender<bool>) {
     let (r, w) = stream.into_split();
-    let (outbox, rx) = Outbox::new(inner.config.queue_bytes);
     let (kill, kill_rx) = watch::channel(false);
-    tokio::spawn(write_loop(rx, w, outbox.budget.clone(), kill_rx));
+    let (outbox, writer) = Outbox::new(inner.config.queue_bytes, w, kill_rx);
+    tokio::spawn(write_loop(writer));
     *lock(&inner.outbox) = Some(outbox);
     let _ = inner.connected.send(true);
     (r, kill)
@@ -49,7 +49,7 @@ pub(super) async fn supervise(weak: Weak<ClientInner>, first: (OwnedReadHalf, wa
         }
         let _ = kill.send(true);
         *lock(&inner.outbox) = None;
-        lock(&inner.pending).fail_all(&lost);
+        Pending::fail_all(&inner.pending, &lost);
         let Some(backoff) = inner.config.reconnect.clone() else {
             inner.shut();
             return;
@@ -130,14 +130,16 @@ async fn client_receive(inner: &Arc<ClientInner>, mut msg: Message) {
         // only complete the request it names, or the single one in flight.
         let plain = msg.auth.iter().all(|(k, _)| k == REQUEST_ID_FIELD);
         if msg.message_type.is_error() && plain {
-            let mut p = lock(&inner.pending);
-            let waiter = match request_id(&msg) {
-                Some(id) => p.take(id),
-                None if p.by_id.len() == 1 => {
-                    let id = *p.by_id.keys().next().unwrap_or(&0);
-                    p.take(id)
+            let waiter = {
+                let mut p = lock(&inner.pending);
+                match request_id(&msg) {
+                    Some(id) => p.take(id),
+                    None if p.by_id.len() == 1 => {
+                        let id = *p.by_id.keys().next().unwrap_or(&0);
+                        p.take(id)
+                    }
+                    None => None,
                 }
-                None => None,
             };
             if let Some(w) = waiter {
                 let _ = w.tx.send(Err(Error::Remote { reply: Box::new(msg) }));

@@ -42,8 +42,8 @@ pub(super) async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener) 
         };
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
-        let (outbox, rx) = Outbox::new(inner.config.queue_bytes);
         let (kill, kill_rx) = watch::channel(false);
+        let (outbox, writer) = Outbox::new(inner.config.queue_bytes, w, kill_rx);
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let conn =
             Arc::new(Conn { id, peer, outbox: outbox.clone(), kill, subs: Mutex::new(HashSet::new()) });
@@ -51,7 +51,7 @@ pub(super) async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener) 
         let g = task_guard(&inner);
         tokio::spawn(async move {
             let _g = g;
-            write_loop(rx, w, outbox.budget, kill_rx).await
+            write_loop(writer).await
         });
         let g = task_guard(&inner);
         let inner2 = inner.clone();
