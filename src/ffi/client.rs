@@ -202,7 +202,7 @@ impl ClientShared {
             drop(guard); // the client is closed: completes as cancelled
             return op_id;
         }
-        let mut task = Box::pin(async move {
+        let task = Box::pin(async move {
             let mut guard = guard;
             let result = tokio::select! {
                 biased;
@@ -212,15 +212,11 @@ impl ClientShared {
             guard.complete(result);
         });
         if eager {
-            // The first poll registers a no-op waker; the spawned task polls again at once and
-            // registers its own, so no wake-up is lost.
-            let _runtime = self.handle.enter();
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if task.as_mut().poll(&mut cx).is_ready() {
-                return op_id;
-            }
+            // Polled inside other tasks' wake-ups: their cooperative budget must not apply.
+            Launch::start(&self.handle, Box::pin(tokio::task::unconstrained(task)));
+        } else {
+            self.handle.spawn(task);
         }
-        self.handle.spawn(task);
         op_id
     }
 
@@ -234,12 +230,97 @@ impl ClientShared {
     }
 
     fn cancel(&self, op_id: u64) -> bool {
-        match self.ops.lock().unwrap_or_else(|e| e.into_inner()).get(&op_id) {
+        let token = self.ops.lock().unwrap_or_else(|e| e.into_inner()).get(&op_id).cloned();
+        // Cancelled after the lock is released: the wake-up may complete the operation on this
+        // very thread (an eager one), which takes the lock again.
+        match token {
             Some(token) => {
                 token.cancel();
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// An eager operation's task (`run_eager`). It is polled first on the calling thread, then by the
+/// wake-ups themselves: when its reply arrives (or its deadline passes, or a cancel comes), the
+/// waker polls it right there, so the completion is queued by the thread that got the reply,
+/// without a runtime task to schedule and wake in between. That halves a request's hand-offs.
+/// A wake that comes while it is being polled hands it to the runtime instead (no loops, no
+/// recursion). So the code that wakes these futures must not hold a lock that they take: the
+/// message client's waiters are told after its `pending` lock is released.
+struct Launch {
+    handle: tokio::runtime::Handle,
+    state: Mutex<LaunchState>,
+}
+
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum LaunchState {
+    /// Being polled; `woken`: a wake came meanwhile.
+    Polling { woken: bool },
+    /// Waiting for a wake. Dropped with every waker gone, it completes as cancelled (its OpGuard).
+    Parked(Task),
+    /// Finished, or handed to the runtime (which polls it with its own waker from then on).
+    Gone,
+}
+
+impl Launch {
+    fn start(handle: &tokio::runtime::Handle, task: Task) {
+        let launch = Arc::new(Launch {
+            handle: handle.clone(),
+            state: Mutex::new(LaunchState::Polling { woken: false }),
+        });
+        launch.run(task);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaunchState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Polls `task` once on this thread (the state is `Polling`), then parks it, or hands it to
+    /// the runtime when it was woken meanwhile.
+    fn run(self: &Arc<Self>, mut task: Task) {
+        let waker = std::task::Waker::from(self.clone());
+        let polled = {
+            let _runtime = self.handle.enter(); // timers and sockets register with this runtime
+            let mut cx = std::task::Context::from_waker(&waker);
+            // A panic would otherwise unwind through whoever woke us (a connection's reader).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
+        };
+        let mut state = self.lock();
+        match polled {
+            // Finished, or panicked: dropping the task completes its operation (as cancelled).
+            Ok(std::task::Poll::Ready(())) | Err(_) => *state = LaunchState::Gone,
+            Ok(std::task::Poll::Pending) => {
+                if matches!(*state, LaunchState::Polling { woken: true }) {
+                    *state = LaunchState::Gone;
+                    drop(state);
+                    self.handle.spawn(task);
+                } else {
+                    *state = LaunchState::Parked(task);
+                }
+            }
+        }
+    }
+}
+
+impl std::task::Wake for Launch {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, LaunchState::Gone) {
+            LaunchState::Polling { .. } => *state = LaunchState::Polling { woken: true },
+            LaunchState::Parked(task) => {
+                *state = LaunchState::Polling { woken: false };
+                drop(state);
+                self.run(task);
+            }
+            LaunchState::Gone => {}
         }
     }
 }
@@ -265,7 +346,12 @@ impl OpGuard {
         let callback = completion.callback;
         let event = norman_event::new(self.op_id, self.kind, result, completion);
         log::debug!(target: "norman::ffi", "operation {} completed: {:?}", self.op_id, event.result());
-        self.shared.send(Dispatch::Complete(event, callback));
+        if callback.is_none() && !self.kind.reports_progress() {
+            // Nothing runs on the callback thread for it: queue it now, one thread hop fewer.
+            self.shared.queue.push(event);
+        } else {
+            self.shared.send(Dispatch::Complete(event, callback));
+        }
     }
 }
 
