@@ -46,7 +46,7 @@ function bsonFromJson(json) {
   check(fns.norman_bson_from_json(text, out, len));
   const n = Number(len[0]);
   try {
-    return Buffer.from(new Uint8Array(koffi.view(out[0], n)));
+    return native.copyOut(out[0], n);
   } finally {
     fns.norman_bytes_free(out[0], n);
   }

@@ -10,6 +10,7 @@ const { Executor } = require('./executor.cjs');
 const { NormanError, RESULT, errorOf, invalid } = require('./errors.cjs');
 const msg = require('./msg.cjs');
 const bson = require('./bson.cjs');
+const { EventWatch, eventValue } = require('./events.cjs');
 
 const { koffi } = native;
 let executor = null;
@@ -412,8 +413,7 @@ class Client {
     this._state = { handle, children: new Set(), msgChildren: new Set(), freed: false };
     this._msgObjects = new Set();
     this._closing = null;
-    this._ops = new Map(); // op id -> { resolve, reject, what }
-    this._pumping = null;
+    this._eventWatch = null;
     this._jobs = new Set();
     clientRegistry.register(this, this._state, this);
   }
@@ -522,6 +522,7 @@ class Client {
   _startOp(what, signal, start) {
     checkSignal(signal, what);
     const handle = this._handle();
+    const events = this._events();
     const op = [0];
     check(start(handle, op)); // returns at once; a failure here is this thread's last error
     const id = BigInt(op[0]);
@@ -531,35 +532,17 @@ class Client {
         entry.onAbort = () => lib().norman_client_cancel(handle, id);
         signal.addEventListener('abort', entry.onAbort, { once: true });
       }
-      this._ops.set(id, entry);
-      this._pump();
+      events.expect(id, (ev, err) => this._settle(entry, ev ? eventValue(lib(), ev) : null, err));
     });
   }
 
-  _pump() {
-    if (this._pumping) return;
-    this._pumping = (async () => {
-      try {
-        while (this._ops.size > 0) {
-          const reply = await this._run('next_event', [this._state.handle, 200]);
-          if (reply.rc !== 0) {
-            const err = errorOf(reply.rc, reply.msg);
-            for (const [id, entry] of this._ops) this._settle(id, entry, null, err);
-            break;
-          }
-          const ev = reply.v;
-          if (!ev) continue;
-          const entry = this._ops.get(ev.op);
-          if (entry) this._settle(ev.op, entry, ev, null);
-        }
-      } finally {
-        this._pumping = null;
-      }
-    })();
+  /** The watch on this client's completion events (lib/events.cjs), opened on first use. */
+  _events() {
+    if (!this._eventWatch) this._eventWatch = new EventWatch(this._handle());
+    return this._eventWatch;
   }
 
-  _settle(id, entry, ev, err) {
-    this._ops.delete(id);
+  _settle(entry, ev, err) {
     if (entry.signal && entry.onAbort) entry.signal.removeEventListener('abort', entry.onAbort);
     if (err) return entry.reject(err);
     if (ev.result === RESULT.NORMAN_ERROR_CANCELLED && entry.signal && entry.signal.aborted) {
@@ -587,7 +570,7 @@ class Client {
     const ev = await this._startOp(`${method} ${route}`, signal, (h, op) =>
       lib().norman_client_request_async(h, method.toUpperCase(), route, json, null, null, null, op),
     );
-    return new Response(ev.status, ev.body ? Buffer.from(ev.body.buffer, ev.body.byteOffset, ev.body.length) : Buffer.alloc(0));
+    return new Response(ev.status, ev.body || Buffer.alloc(0));
   }
 
   /** Like request(), parsing the JSON answer; a non-2xx status rejects with NORMAN_ERROR_HTTP_*. */
@@ -987,9 +970,9 @@ class Client {
       // Messaging first: servers stop, connections close (their pending requests reject).
       await Promise.allSettled([...this._msgObjects].map((o) => o.close()));
       if (!state.freed) lib().norman_client_close(state.handle);
-      while (this._jobs.size > 0 || this._pumping) {
-        await Promise.allSettled([...this._jobs, this._pumping]);
-      }
+      if (this._eventWatch) await this._eventWatch.settled();
+      while (this._jobs.size > 0) await Promise.allSettled([...this._jobs]);
+      if (this._eventWatch) this._eventWatch.close();
       for (const rec of state.children) freeChild(rec);
       state.children.clear();
       if (!state.freed) {

@@ -2,10 +2,11 @@
 // Messaging over libnorman's C API (netaio's wire): layers, servers with async handlers, client
 // connections, UDP nodes. Handles hang off a Client (its runtime and callback thread).
 //
-// Threads: two koffi callbacks are registered once per process (a message handler and a request
-// completion). The library calls them on the client's callback thread; koffi hands each call to the
-// JS thread and holds the callback thread until the JS function returns, so the JS side only copies
-// what it needs and defers user code (process.nextTick). Hence the one rule of this file: the JS
+// Threads: one koffi callback is registered once per process (the message handler). The library
+// calls it on the client's callback thread; koffi hands each call to the JS thread and holds the
+// callback thread until the JS function returns, so the JS side only copies what it needs and
+// defers user code (process.nextTick). Request replies take no callback: they are completion
+// events, read on the JS thread when the client's event descriptor wakes it (lib/events.cjs). Hence the one rule of this file: the JS
 // thread never makes a native call that could wait for the callback thread (closes and frees run on
 // executor threads). Blocking calls (connect, sends, pulling notifications) run on executor threads.
 
@@ -119,34 +120,8 @@ function cancelled(what, signal) {
   return errorOf(RESULT.NORMAN_ERROR_CANCELLED, `${what} aborted`, reason !== undefined ? { cause: reason } : {});
 }
 
-// ---------- copying out of native memory ----------
-
 const OUT_PTR = [null];
 const OUT_LEN = [0];
-
-// memcpy as the library links it (dlsym on its handle also searches its dependencies): copying
-// into a fresh Buffer is several times cheaper than koffi.view's external ArrayBuffer + copy.
-let memcpy;
-function nativeMemcpy() {
-  if (memcpy === undefined) {
-    try {
-      memcpy = native.load().lib.func('void memcpy(void *dst, const void *src, size_t n)');
-    } catch {
-      memcpy = null;
-    }
-  }
-  return memcpy;
-}
-
-/** A copy of `len` bytes at `ptr` (native memory about to be freed). */
-function copyOut(ptr, len) {
-  if (!len) return Buffer.alloc(0);
-  const cpy = nativeMemcpy();
-  if (!cpy) return Buffer.from(new Uint8Array(koffi.view(ptr, len)));
-  const b = Buffer.allocUnsafe(len);
-  cpy(b, ptr, len);
-  return b;
-}
 
 /** The type, uri and content of a native message, copied; frees it when `free`. */
 function readMsg(fns, msg, free) {
@@ -154,8 +129,8 @@ function readMsg(fns, msg, free) {
     const type = fns.norman_msg_type_of(msg);
     let uri = EMPTY;
     let content = EMPTY;
-    if (fns.norman_msg_uri(msg, OUT_PTR, OUT_LEN) === 0) uri = copyOut(OUT_PTR[0], Number(OUT_LEN[0]));
-    if (fns.norman_msg_content(msg, OUT_PTR, OUT_LEN) === 0) content = copyOut(OUT_PTR[0], Number(OUT_LEN[0]));
+    if (fns.norman_msg_uri(msg, OUT_PTR, OUT_LEN) === 0) uri = native.copyOut(OUT_PTR[0], Number(OUT_LEN[0]));
+    if (fns.norman_msg_content(msg, OUT_PTR, OUT_LEN) === 0) content = native.copyOut(OUT_PTR[0], Number(OUT_LEN[0]));
     return new Msg(type, uri, content);
   } finally {
     if (free) fns.norman_msg_free(msg);
@@ -309,8 +284,8 @@ function nativeLayers(layers, name) {
 
 // ---------- keeping the event loop alive while something is awaited from the library ----------
 
-// Completions arrive through koffi's callback broker, which does not keep the loop alive: one ref'd
-// timer does while requests are pending or servers listen.
+// Handler calls arrive through koffi's callback broker, which does not keep the loop alive: one
+// ref'd timer does while servers listen. (Pending requests keep it alive through lib/events.cjs.)
 let keepTimer = null;
 let holds = 0;
 function hold() {
@@ -326,7 +301,6 @@ function release() {
 // ---------- the registered callbacks ----------
 
 const handlers = new Map(); // userdata id -> handler entry
-const requests = new Map(); // userdata id -> pending request
 let nextId = 1;
 let callbacks = null;
 
@@ -334,20 +308,14 @@ function registered() {
   if (callbacks) return callbacks;
   m();
   const Handler = koffi.proto('void norman_js_msg_handler(uintptr_t userdata, void *call)');
-  const Completion = koffi.proto('void norman_js_msg_completion(uintptr_t userdata, void *event)');
-  callbacks = {
-    handler: koffi.register(onCall, koffi.pointer(Handler)),
-    completion: koffi.register(onCompletion, koffi.pointer(Completion)),
-  };
+  callbacks = { handler: koffi.register(onCall, koffi.pointer(Handler)) };
   return callbacks;
 }
 
-// Runs with the callback thread waiting: copy the event's outcome, settle later.
-function onCompletion(id, event) {
+// A request's completion event (borrowed): its code, message and reply.
+function readReply(event) {
   const fns = m();
   const main = mainFns();
-  const req = requests.get(id);
-  requests.delete(id);
   let rc;
   let text = null;
   let reply = null;
@@ -359,7 +327,7 @@ function onCompletion(id, event) {
     rc = RESULT.NORMAN_ERROR_INTERNAL;
     text = e.message;
   }
-  if (req) req.complete(rc, text, reply);
+  return [rc, text, reply];
 }
 
 function onCall(id, callPtr) {
@@ -458,7 +426,7 @@ class MsgCall {
     const h = this.#live();
     check(this.#fns.norman_msg_call_message(h, OUT_PTR));
     if (this.#fns.norman_msg_auth_field(OUT_PTR[0], name, OUT_PTR, OUT_LEN) !== 0) return undefined;
-    return copyOut(OUT_PTR[0], Number(OUT_LEN[0]));
+    return native.copyOut(OUT_PTR[0], Number(OUT_LEN[0]));
   }
   /** Subscribes this call's connection to `uri` (then server.notify(uri) reaches it). */
   subscribe(uri = this.uriBytes) {
@@ -683,14 +651,13 @@ class MsgConn {
       const timeout = toTimeout(o.timeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
       const signal = checkSignal(o.signal, 'request');
       const inner = o.layers === undefined ? null : nativeLayers(o.layers);
-      const { completion } = registered();
-      const fns = m();
-      const id = nextId++;
-      const rc = fns.norman_msg_conn_request_async(this._live(), t, u, len, c, c.length, inner, timeout, completion, id, null, OP_OUT);
+      const events = this.client._events();
+      const rc = m().norman_msg_conn_request_async(this._live(), t, u, len, c, c.length, inner, timeout, null, 0, null, OP_OUT);
       if (rc !== 0) throw errorOf(rc, mainFns().norman_last_error() || '');
+      const op = OP_OUT[0];
       return new Promise((resolve, reject) => {
-        const req = new PendingRequest(this, id, resolve, reject, signal, OP_OUT[0]);
-        requests.set(id, req);
+        const req = new PendingRequest(this, resolve, reject, signal, op);
+        events.expect(op, (ev, err) => (ev ? req.complete(...readReply(ev)) : req.complete(err.result, err.message, null)));
       });
     } catch (e) {
       return Promise.reject(e);
@@ -772,7 +739,7 @@ class MsgConn {
     this.closed = true;
     this._closing = (async () => {
       await this.client._run('msg_close', ['conn', this._rec.handle]);
-      // Closing completes every pending request (through the callback thread): wait for them.
+      // Closing completes every pending request (completion events): wait for them.
       if (this._pending.size) await new Promise((r) => (this._drained = r));
       if (this._sending) await this._sending;
       if (this._inbox) await this._inbox.stop();
@@ -787,16 +754,14 @@ class MsgConn {
 }
 
 class PendingRequest {
-  constructor(conn, id, resolve, reject, signal, op) {
+  constructor(conn, resolve, reject, signal, op) {
     this.conn = conn;
-    this.id = id;
     this.resolve = resolve;
     this.reject = reject;
     this.signal = signal;
     this.done = false;
     this.onAbort = null;
     conn._pending.add(this);
-    hold();
     if (signal) {
       this.onAbort = () => {
         // Rejects now; the library cancels and completes it (as cancelled), which releases it.
@@ -811,7 +776,6 @@ class PendingRequest {
   complete(rc, text, reply) {
     const conn = this.conn;
     conn._pending.delete(this);
-    release();
     if (conn._pending.size === 0 && conn._drained) {
       conn._drained();
       conn._drained = null;
@@ -1071,6 +1035,5 @@ module.exports = {
   options,
   checkSignal,
   cancelled,
-  copyOut,
   check,
 };

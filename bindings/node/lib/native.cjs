@@ -79,6 +79,7 @@ const SIGNATURES = [
   'int32_t norman_client_cancel(void *client, uint64_t op)',
   'int32_t norman_client_close(void *client)',
   'int32_t norman_client_next_event(void *client, int32_t timeout_ms, _Out_ void **out)',
+  'int32_t norman_client_event_fd(void *client, _Out_ int *fd)',
   'void norman_event_free(void *event)',
   'uint64_t norman_event_op_id(void *event)',
   'int32_t norman_event_kind_of(void *event)',
@@ -267,4 +268,28 @@ function loadPath(file) {
   return { path: file, lib, fns: declare(lib), msg: null };
 }
 
-module.exports = { ABI_VERSION, candidates, load, loadPath, msgFunctions, koffi };
+// memcpy as the library links it (dlsym on its handle also searches its dependencies): copying
+// into a fresh Buffer is several times cheaper than koffi.view's external ArrayBuffer + copy.
+let memcpy;
+function nativeMemcpy() {
+  if (memcpy === undefined) {
+    try {
+      memcpy = load().lib.func('void memcpy(void *dst, const void *src, size_t n)');
+    } catch {
+      memcpy = null;
+    }
+  }
+  return memcpy;
+}
+
+/** A copy of `len` bytes at `ptr` (native memory about to be freed), on the main thread. */
+function copyOut(ptr, len) {
+  if (!len) return Buffer.alloc(0);
+  const cpy = nativeMemcpy();
+  if (!cpy) return Buffer.from(new Uint8Array(koffi.view(ptr, len)));
+  const b = Buffer.allocUnsafe(len);
+  cpy(b, ptr, len);
+  return b;
+}
+
+module.exports = { ABI_VERSION, candidates, load, loadPath, msgFunctions, copyOut, koffi };

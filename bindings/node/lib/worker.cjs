@@ -82,36 +82,6 @@ const ops = {
     const rc = n.norman_download_read(download, address, capacity, out2);
     return rc ? fail(rc) : { rc, v: Number(out2[0]) };
   },
-  // Pull-style events: waits up to `timeoutMs` for one completion of this client's operations.
-  next_event(client, timeoutMs) {
-    const rc = n.norman_client_next_event(client, timeoutMs, out);
-    if (rc === 11) return { rc: 0, v: null };
-    if (rc) return fail(rc);
-    const ev = out[0];
-    try {
-      const result = n.norman_event_result(ev);
-      const v = {
-        op: BigInt(n.norman_event_op_id(ev)),
-        kind: n.norman_event_kind_of(ev),
-        result,
-        message: result ? n.norman_event_message(ev) || '' : null,
-        status: n.norman_event_http_status(ev),
-        body: null,
-        state: n.norman_event_entity_state(ev),
-        // NORMAN_EVENT_PUSH_FILE (2) and NORMAN_EVENT_RETRIEVE_FILE (3): bytes and checksum.
-        bytes: BigInt(n.norman_event_bytes(ev)),
-        checksum: BigInt(n.norman_event_checksum(ev)),
-      };
-      const bodyPtr = [null];
-      const len = [0];
-      if (v.kind === 1 && n.norman_event_body(ev, bodyPtr, len) === 0 && Number(len[0]) > 0) {
-        v.body = new Uint8Array(koffi.view(bodyPtr[0], Number(len[0])).slice(0));
-      }
-      return { rc: 0, v };
-    } finally {
-      n.norman_event_free(ev);
-    }
-  },
   msg_connect(client, addr, outer, timeoutMs) {
     const rc = mf().norman_msg_connect(client, addr, outer, timeoutMs, out);
     return rc ? fail(rc) : { rc, v: out[0] };
