@@ -59,6 +59,12 @@ pub(super) async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener) 
             let _g = g;
             let _slot = slot;
             read_loop(inner2.clone(), conn.clone(), r).await;
+            if *inner2.stop.borrow() {
+                // The server is stopping: its shutdown flushes and kills every connection it
+                // finds, this one included (forgotten here, a reply held by the application would
+                // keep its writer, and the peer's connection, open).
+                return;
+            }
             // Forget the connection; the writer ends once the last reply is out.
             lock(&inner2.conns).remove(&conn.id);
             let uris: Vec<Bytes> = lock(&conn.subs).drain().collect();
