@@ -488,3 +488,88 @@ async fn thousand_clients() {
     assert_eq!(server.stats().connections, 0);
     server.shutdown().await;
 }
+
+/// A request writes its frame on the caller's thread when nothing is queued (`Outbox::send_now`).
+/// Against a peer that reads late and through a small window, frames the socket takes only in
+/// part, requests that give up mid-frame and one-way sends from other tasks must all arrive whole
+/// and unmixed, each one-way message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_stay_whole_when_callers_write_them() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap(); // a small window: writes stop part-way
+    let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.listen(8).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(socket.into()).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let client = Client::connect(&addr, ClientConfig::default()).await.unwrap();
+    let (mut peer, _) = listener.accept().await.unwrap();
+
+    fn content(i: usize) -> Vec<u8> {
+        (0..60_000).map(|j| (i * 7 + j % 251) as u8).collect()
+    }
+    // 4 x 25 requests of 60 KB first: more than a socket's largest send buffer (tcp_wmem's 4 MiB),
+    // so some frames go out only in part, then one-way messages between requests.
+    const TASKS: usize = 4;
+    const FIRST: usize = 25;
+    const EACH: usize = 41;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            for k in 0..EACH {
+                let i = t * EACH + k;
+                let uri = format!("u{i}");
+                if k < FIRST || k % 2 == 0 {
+                    // Nobody answers: each gives up after 50 ms, often with its frame half out.
+                    let r = client
+                        .request(
+                            MessageType::REQUEST_URI,
+                            uri.as_bytes(),
+                            &content(i),
+                            Duration::from_millis(50),
+                        )
+                        .await;
+                    assert!(r.is_err());
+                } else {
+                    let m = Message::new(MessageType::NOTIFY_URI, uri.into_bytes(), content(i));
+                    client.send(m).await.unwrap();
+                    sent += 1;
+                }
+            }
+            sent
+        }));
+    }
+    // The peer reads nothing while the requests go out (25 x 50 ms deadlines).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (mut requests, mut notifies) = (0, 0);
+    let mut seen = std::collections::HashSet::new();
+    let started = Instant::now();
+    loop {
+        let all_done = tasks.iter().all(|t| t.is_finished());
+        let wait = if all_done { Duration::from_millis(500) } else { T };
+        let Ok(frame) = tokio::time::timeout(wait, read_reply(&mut peer)).await else { break };
+        let m = frame.expect("every frame decodes (whole, checksum intact)");
+        let uri = String::from_utf8(m.uri.to_vec()).unwrap();
+        let i: usize = uri.strip_prefix('u').unwrap().parse().unwrap();
+        assert_eq!(&m.content[..], &content(i)[..], "{uri} carries its own content");
+        assert!(seen.insert(i), "{uri} arrived twice");
+        match m.message_type {
+            MessageType::REQUEST_URI => requests += 1,
+            MessageType::NOTIFY_URI => notifies += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.unwrap();
+    }
+    assert_eq!(notifies, sent);
+    assert_eq!(sent, TASKS * (EACH - FIRST) / 2);
+    assert!(requests <= TASKS * EACH - sent);
+    client.close().await;
+}
