@@ -65,6 +65,15 @@ await c2.msgConnect(ADDR);`);
   exitedPromptly(r, /left open/);
 });
 
+test('a request in flight keeps the process alive until its reply, then lets it exit', async () => {
+  // Nothing is awaited: only the client's event descriptor, ref'd while the request is pending,
+  // keeps the loop running; once settled it is unref'd and the forgotten client lets the process go.
+  const r = await run(`const c = new Client();
+const conn = await c.msgConnect(ADDR);
+conn.request('REQUEST_URI', 'echo', 'late').then((m) => console.log('got', m.text()));`);
+  exitedPromptly(r, /got late/);
+});
+
 test('a listening server keeps the process alive until unref()', async () => {
   const r = await run(`const c = new Client();
 const s = c.msgServer();
