@@ -212,16 +212,9 @@ func (c *BSONConn) WriteJSON(json string) error {
 
 // Close closes the connection; waiting reads return. Idempotent.
 func (c *BSONConn) Close() error {
-	c.mu.RLock()
-	if c.ptr != nil {
-		C.norman_bson_conn_close(c.ptr)
-	}
-	c.mu.RUnlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ptr != nil {
-		C.norman_bson_conn_free(c.ptr)
-		c.ptr = nil
+	if closeThenFree(&c.mu, &c.ptr,
+		func(p *C.norman_bson_conn) { C.norman_bson_conn_close(p) },
+		func(p *C.norman_bson_conn) { C.norman_bson_conn_free(p) }) {
 		runtime.SetFinalizer(c, nil)
 	}
 	c.client.release(c)

@@ -272,6 +272,25 @@ func (c *Client) scrub(text string) string {
 	return text
 }
 
+// closeThenFree ends a handle whose blocking calls hold mu shared: closeFn (which makes those calls
+// return) runs under mu shared, then freeFn runs once under mu and *ptr becomes nil. It reports
+// whether this call freed the handle (the caller then drops its finalizer).
+func closeThenFree[T any](mu *sync.RWMutex, ptr **T, closeFn, freeFn func(*T)) bool {
+	mu.RLock()
+	if *ptr != nil {
+		closeFn(*ptr)
+	}
+	mu.RUnlock()
+	mu.Lock()
+	defer mu.Unlock()
+	if *ptr == nil {
+		return false
+	}
+	freeFn(*ptr)
+	*ptr = nil
+	return true
+}
+
 // call runs one C call and turns a failure into an *Error carrying norman_last_error. The thread is
 // locked so the message read is the one this call left (it is per thread).
 func call(op string, f func() C.enum_norman_result) error {

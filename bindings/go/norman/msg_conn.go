@@ -230,16 +230,9 @@ func (c *Conn) next() (*Message, C.enum_norman_result, error) {
 // closes. Idempotent.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
-	c.mu.RLock()
-	if c.ptr != nil {
-		C.norman_msg_conn_close(c.ptr) // releases the calls holding mu shared
-	}
-	c.mu.RUnlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ptr != nil {
-		C.norman_msg_conn_free(c.ptr)
-		c.ptr = nil
+	if closeThenFree(&c.mu, &c.ptr,
+		func(p *C.norman_msg_conn) { C.norman_msg_conn_close(p) },
+		func(p *C.norman_msg_conn) { C.norman_msg_conn_free(p) }) {
 		runtime.SetFinalizer(c, nil)
 	}
 	c.client.release(c)

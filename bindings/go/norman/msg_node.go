@@ -337,17 +337,12 @@ func (n *Node) next() (*Message, C.enum_norman_result) {
 // context and Messages' channel. Idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() { close(n.closed) })
-	n.mu.RLock()
-	if n.ptr != nil {
-		C.norman_msg_node_close(n.ptr)
-	}
-	n.mu.RUnlock()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ptr != nil {
-		n.cancel()
-		C.norman_msg_node_free(n.ptr)
-		n.ptr = nil
+	if closeThenFree(&n.mu, &n.ptr,
+		func(p *C.norman_msg_node) { C.norman_msg_node_close(p) },
+		func(p *C.norman_msg_node) {
+			n.cancel()
+			C.norman_msg_node_free(p)
+		}) {
 		runtime.SetFinalizer(n, nil)
 	}
 	n.client.release(n)

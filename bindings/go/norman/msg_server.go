@@ -295,17 +295,12 @@ func (s *Server) Broadcast(t MsgType, uri string, content []byte) (int, error) {
 // Close stops listening, closes every connection, ends the handlers' context and releases the
 // handlers. Idempotent.
 func (s *Server) Close() error {
-	s.mu.RLock()
-	if s.ptr != nil {
-		C.norman_msg_server_close(s.ptr)
-	}
-	s.mu.RUnlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ptr != nil {
-		s.cancel()
-		C.norman_msg_server_free(s.ptr)
-		s.ptr = nil
+	if closeThenFree(&s.mu, &s.ptr,
+		func(p *C.norman_msg_server) { C.norman_msg_server_close(p) },
+		func(p *C.norman_msg_server) {
+			s.cancel()
+			C.norman_msg_server_free(p)
+		}) {
 		runtime.SetFinalizer(s, nil)
 	}
 	s.client.release(s)
